@@ -1,0 +1,194 @@
+#include "guardwatch/store.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace gw {
+
+void DistAgg::add(double v, int32_t key) {
+  ++count;
+  sum += v;
+  sumsq += v * v;
+  min = std::min(min, v);
+  max = std::max(max, v);
+  sketch.add_key(v, key);
+}
+
+void DistAgg::merge(const DistAgg& o) {
+  if (!o.count) return;
+  count += o.count;
+  sum += o.sum;
+  sumsq += o.sumsq;
+  min = std::min(min, o.min);
+  max = std::max(max, o.max);
+  sketch.merge(o.sketch);
+}
+
+void DistAgg::clear() {
+  count = 0;
+  sum = sumsq = 0;
+  min = std::numeric_limits<double>::infinity();
+  max = -std::numeric_limits<double>::infinity();
+  sketch.clear();
+}
+
+double DistAgg::variance() const {
+  if (count < 2) return std::numeric_limits<double>::quiet_NaN();
+  double n = double(count);
+  return std::max(0.0, (sumsq - sum * sum / n) / (n - 1));
+}
+
+void WindowAgg::merge(const WindowAgg& o) {
+  records += o.records;
+  for (size_t i = 0; i < props.size() && i < o.props.size(); ++i) props[i].merge(o.props[i]);
+  for (size_t i = 0; i < dists.size() && i < o.dists.size(); ++i) dists[i].merge(o.dists[i]);
+}
+
+Store::Store(const Config& cfg, const MetricRegistry& metrics, std::vector<std::string> label_names)
+    : cfg_(cfg), metrics_(metrics), label_names_(std::move(label_names)) {
+  for (auto& l : label_names_) {
+    auto it = cfg_.label_caps.find(l);
+    caps_.push_back(it != cfg_.label_caps.end() ? it->second : cfg_.max_values_per_label);
+  }
+  seen_values_.resize(label_names_.size());
+  folded_.assign(label_names_.size(), 0);
+  capped_.resize(label_names_.size());
+  keys_.resize(metrics_.size());
+}
+
+int64_t Store::retention_ms() const { return cfg_.tiers.empty() ? 0 : cfg_.tiers.back().retention_ms(); }
+
+Series& Store::series_for(const std::vector<std::string_view>& labels) {
+  key_.clear();
+  for (auto& v : labels) {
+    key_.append(v);
+    key_.push_back('\x1f');
+  }
+  if (auto it = index_.find(key_); it != index_.end()) return *it->second;
+
+  // New label set: apply the per-label caps, then the global cap.
+  for (size_t i = 0; i < labels.size(); ++i) {
+    auto& seen = seen_values_[i];
+    std::string v(labels[i]);
+    if (seen.count(v)) {
+      capped_[i] = labels[i];
+    } else if (seen.size() < caps_[i]) {
+      seen.insert(v);
+      capped_[i] = labels[i];
+    } else {
+      capped_[i] = kOther;
+      ++folded_[i];
+    }
+  }
+  std::string capped_key;
+  for (auto& v : capped_) {
+    capped_key.append(v);
+    capped_key.push_back('\x1f');
+  }
+  if (capped_key != key_) {
+    if (auto it = index_.find(capped_key); it != index_.end()) return *it->second;
+  }
+  if (series_.size() >= cfg_.max_series) {
+    ++folded_global_;
+    if (!other_) {
+      auto s = std::make_unique<Series>();
+      s->labels.assign(labels.size(), kOther);
+      s->tiers.resize(cfg_.tiers.size());
+      for (size_t t = 0; t < cfg_.tiers.size(); ++t) s->tiers[t].resize(cfg_.tiers[t].slots);
+      other_ = s.get();
+      series_.push_back(std::move(s));
+    }
+    return *other_;
+  }
+  auto s = std::make_unique<Series>();
+  for (auto& v : capped_) s->labels.emplace_back(v);
+  s->tiers.resize(cfg_.tiers.size());
+  for (size_t t = 0; t < cfg_.tiers.size(); ++t) s->tiers[t].resize(cfg_.tiers[t].slots);
+  Series* raw = s.get();
+  series_.push_back(std::move(s));
+  index_.emplace(capped_key, raw);
+  // Cache the uncapped key too (bounded: only label sets that map to a new capped series).
+  return *raw;
+}
+
+void Store::add(Series& s, int64_t ts, const Observation& obs) {
+  const size_t nm = metrics_.size();
+  for (size_t m = 0; m < nm; ++m) {
+    double v = obs.values[m];
+    if (metrics_[m].kind == MetricKind::kDistribution && !std::isnan(v)) {
+      double a = std::fabs(v);
+      keys_[m] = a > Sketch::kMinPositive ? Sketch::key(a) : 0;
+    }
+  }
+  s.last_ts_ms = std::max(s.last_ts_ms, ts);
+  for (size_t t = 0; t < cfg_.tiers.size(); ++t) {
+    const TierSpec& spec = cfg_.tiers[t];
+    int64_t epoch = ts >= 0 ? ts / spec.resolution_ms : (ts - spec.resolution_ms + 1) / spec.resolution_ms;
+    auto& b = s.tiers[t][size_t(((epoch % spec.slots) + spec.slots) % spec.slots)];
+    if (b.epoch != epoch) {
+      if (b.epoch > epoch) continue;  // older than this ring holds
+      b.epoch = epoch;
+      b.records = 0;
+      if (b.props.size() != nm) {
+        b.props.resize(nm);
+        b.dists.resize(nm);
+      }
+      for (auto& p : b.props) p = PropAgg{};
+      for (auto& d : b.dists) d.clear();
+    }
+    ++b.records;
+    for (size_t m = 0; m < nm; ++m) {
+      double v = obs.values[m];
+      if (std::isnan(v)) continue;
+      if (metrics_[m].kind == MetricKind::kProportion) {
+        ++b.props[m].trials;
+        b.props[m].successes += v != 0;
+      } else {
+        b.dists[m].add(v, keys_[m]);
+      }
+    }
+  }
+}
+
+WindowAgg Store::query(const Series& s, int64_t end_ms, int64_t length_ms) const {
+  WindowAgg w(metrics_.size());
+  if (cfg_.tiers.empty()) return w;
+  int64_t start = end_ms - length_ms;
+  size_t t = 0;
+  // The finest tier that still retains the window's start and whose buckets fit in it.
+  for (; t + 1 < cfg_.tiers.size(); ++t) {
+    const TierSpec& sp = cfg_.tiers[t];
+    int64_t newest = std::max(s.last_ts_ms, end_ms - 1);
+    if (newest - start < sp.retention_ms() - sp.resolution_ms && length_ms >= sp.resolution_ms) break;
+  }
+  const TierSpec& sp = cfg_.tiers[t];
+  int64_t e_end = (end_ms - 1) >= 0 ? (end_ms - 1) / sp.resolution_ms : (end_ms - sp.resolution_ms) / sp.resolution_ms;
+  int64_t n = std::max<int64_t>(1, (length_ms + sp.resolution_ms - 1) / sp.resolution_ms);
+  const auto& ring = s.tiers[t];
+  for (int64_t e = e_end - n + 1; e <= e_end; ++e) {
+    const auto& b = ring[size_t(((e % sp.slots) + sp.slots) % sp.slots)];
+    if (b.epoch != e) continue;
+    w.records += b.records;
+    for (size_t m = 0; m < b.props.size(); ++m) {
+      if (metrics_[m].kind == MetricKind::kProportion) w.props[m].merge(b.props[m]);
+      else w.dists[m].merge(b.dists[m]);
+    }
+  }
+  return w;
+}
+
+size_t Store::memory_bytes() const {
+  size_t total = 0;
+  for (auto& s : series_) {
+    total += sizeof(Series);
+    for (auto& ring : s->tiers)
+      for (auto& b : ring) {
+        total += sizeof(b) + b.props.capacity() * sizeof(PropAgg);
+        for (auto& d : b.dists) total += sizeof(DistAgg) - sizeof(Sketch) + d.sketch.memory_bytes();
+        total += (b.dists.capacity() - b.dists.size()) * sizeof(DistAgg);
+      }
+  }
+  return total + index_.size() * 64;
+}
+
+}  // namespace gw

@@ -1,0 +1,234 @@
+// guardwatch: command line entry point. Subcommands share one engine; see `guardwatch --help`.
+// Exit codes: 0 success; 1 invalid config/rules or a runtime failure; 2 usage error.
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "guardwatch/config.hpp"
+#include "guardwatch/engine.hpp"
+#include "guardwatch/export.hpp"
+#include "guardwatch/http.hpp"
+#include "guardwatch/log.hpp"
+#include "guardwatch/source.hpp"
+
+namespace {
+
+using namespace gw;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+struct Common {
+  std::string config;
+  std::string input;
+  std::string listen;
+  std::vector<std::string> rules;
+};
+
+// Loads the config (or the defaults) and applies flags; prints errors and returns false on any.
+bool load(const Common& c, Config& out) {
+  ConfigResult r = c.config.empty() ? config_from_yaml("", "") : load_config(c.config);
+  if (!r.ok()) {
+    for (auto& e : r.errors) std::fprintf(stderr, "%s\n", e.str().c_str());
+    std::fprintf(stderr, "guardwatch: %zu error(s) in the configuration\n", r.errors.size());
+    return false;
+  }
+  out = std::move(r.config);
+  if (!c.listen.empty()) out.listen = c.listen;
+  for (auto& p : c.rules) out.rule_paths.push_back(p);
+  return true;
+}
+
+int cmd_check(const Common& c) {
+  ConfigResult r = c.config.empty() ? config_from_yaml("", "") : load_config(c.config);
+  std::vector<ConfigError> errs = r.errors;
+  std::printf("%s config %s\n", r.ok() ? "ok  " : "FAIL", c.config.empty() ? "(defaults)" : c.config.c_str());
+  if (r.ok()) {
+    std::vector<ConfigError> lex;
+    auto m = build_matcher(r.config, lex);
+    std::printf("%s lexicons (%zu patterns compiled into one matcher)\n", lex.empty() ? "ok  " : "FAIL", m ? m->size() : size_t(0));
+    errs.insert(errs.end(), lex.begin(), lex.end());
+    if (!r.config.kafka_topics.empty()) {
+      try {
+        KafkaSource probe(r.config);  // validates every librdkafka property without connecting
+        std::printf("ok   kafka properties (%s)\n", probe.describe().c_str());
+      } catch (const std::exception& e) {
+        std::printf("FAIL kafka properties\n");
+        errs.push_back({r.config.source_file, 0, 0, "kafka", e.what()});
+      }
+    }
+  }
+  for (auto& e : errs) std::fprintf(stderr, "%s\n", e.str().c_str());
+  if (!errs.empty()) std::fprintf(stderr, "guardwatch check: %zu error(s)\n", errs.size());
+  return errs.empty() ? 0 : 1;
+}
+
+int cmd_replay(const Common& c, const std::string& report) {
+  Config cfg;
+  if (!load(c, cfg)) return 1;
+  Engine engine(cfg);
+  std::atomic<bool> stop{false};
+  auto src = make_jsonl_source(c.input.empty() ? "-" : c.input);
+  auto t0 = std::chrono::steady_clock::now();
+  if (!src->run(engine, stop)) return 1;
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log::info("replayed {} records from {} in {:.3f}s ({:.0f} records/s); applied {}", engine.records_seen(), src->describe(), secs,
+            double(engine.records_seen()) / std::max(secs, 1e-9), engine.outcome_count(Outcome::kApplied));
+  if (report == "json") std::cout << window_report(engine, engine.max_event_ms() + 1).dump(2) << "\n";
+  else if (report == "prometheus") {
+    EngineCollector coll(engine, [&] { return engine.max_event_ms() + 1; });
+    std::cout << serialize_metrics({&coll});
+  }
+  return 0;
+}
+
+int cmd_extract(const Common& c) {
+  Config cfg;
+  if (!load(c, cfg)) return 1;
+  Engine engine(cfg);
+  FILE* f = c.input.empty() || c.input == "-" ? stdin : std::fopen(c.input.c_str(), "rb");
+  if (!f) {
+    std::fprintf(stderr, "guardwatch extract: cannot open %s\n", c.input.c_str());
+    return 1;
+  }
+  char* line = nullptr;
+  size_t cap = 0;
+  ssize_t n;
+  int64_t no = 0;
+  Observation obs;
+  while ((n = getline(&line, &cap, f)) >= 0) {
+    SourcePos pos;
+    pos.line = ++no;
+    Record* rec = nullptr;
+    Outcome o = engine.ingest(std::string_view(line, size_t(n)), pos, &obs, &rec);
+    std::cout << explain_record(engine, *rec, obs, o).dump() << "\n";
+  }
+  std::free(line);
+  if (f != stdin) std::fclose(f);
+  return 0;
+}
+
+int cmd_run(const Common& c) {
+  Config cfg;
+  if (!load(c, cfg)) return 1;
+  bool use_kafka = c.input.empty() && !cfg.kafka_topics.empty();
+  if (c.input.empty() && !use_kafka) {
+    std::fprintf(stderr, "guardwatch run: nothing to read: give --input FILE|- or configure kafka.topics\n");
+    return 2;
+  }
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Source> source;
+  KafkaSource* kafka = nullptr;
+  try {
+    engine = std::make_unique<Engine>(cfg, use_kafka ? std::function<int64_t()>(wall_ms) : nullptr);
+    if (use_kafka) {
+      auto k = std::make_unique<KafkaSource>(cfg);
+      kafka = k.get();
+      source = std::move(k);
+    } else {
+      source = make_jsonl_source(c.input);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "guardwatch run: %s\n", e.what());
+    return 1;
+  }
+  Engine& eng = *engine;
+  boost::asio::io_context io;
+  std::atomic<bool> stop{false}, input_done{false};
+  auto end_ms = [&]() -> int64_t { return use_kafka ? wall_ms() : eng.max_event_ms() + 1; };
+  EngineCollector collector(eng, end_ms, kafka ? std::function<KafkaStats()>([kafka] { return kafka->stats(); }) : nullptr);
+  std::unique_ptr<HttpServer> server;
+  try {
+    server = std::make_unique<HttpServer>(io, cfg.listen);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "guardwatch run: %s\n", e.what());
+    return 1;
+  }
+  server->route("/metrics", [&](const std::string&) {
+    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", serialize_metrics({&collector})};
+  });
+  server->route("/healthz", [](const std::string&) { return HttpResponse{200, "application/json", "{\"status\":\"ok\"}\n"}; });
+  server->route("/readyz", [&](const std::string&) {
+    bool ready = use_kafka ? kafka->stats().assigned : input_done.load();
+    return HttpResponse{ready ? 200 : 503, "application/json", ready ? "{\"status\":\"ready\"}\n" : "{\"status\":\"warming up\"}\n"};
+  });
+  server->route("/api/v1/report", [&](const std::string&) {
+    return HttpResponse{200, "application/json", window_report(eng, end_ms()).dump(2) + "\n"};
+  });
+  server->start();
+  log::info("guardwatch {} listening on http://{} reading {}", build_version(), server->address(), source->describe());
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    log::info("received signal {}, shutting down", sig);
+    stop = true;
+    server->stop();
+    io.stop();
+  });
+  int rc = 0;
+  std::thread worker([&] {
+    if (!source->run(eng, stop)) rc = 1;
+    input_done = true;
+    if (!use_kafka)
+      log::info("input {} done: {} records, {} applied; serving results until SIGTERM", source->describe(), eng.records_seen(),
+                eng.outcome_count(Outcome::kApplied));
+  });
+  std::thread http_thread([&] { io.run(); });
+  http_thread.join();
+  stop = true;
+  worker.join();
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"guardwatch: watches LLM inference logs for quiet regressions (proxy metrics in rolling windows, compared statistically)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", gw::build_version());
+  Common c;
+  std::string report = "json";
+
+  auto add_common = [&](CLI::App* s, bool input) {
+    s->add_option("-c,--config", c.config, "YAML config file (defaults apply without one)");
+    s->add_option("--rules", c.rules, "rule file or directory (repeatable)");
+    if (input) s->add_option("-i,--input", c.input, "JSONL file to read, or - for stdin");
+  };
+  auto* run = app.add_subcommand("run", "Run the daemon: read Kafka (kafka.topics) or --input, serve /metrics");
+  add_common(run, true);
+  run->add_option("--listen", c.listen, "HTTP address host:port (default 127.0.0.1:9464)");
+  auto* replay = app.add_subcommand("replay", "Process a JSONL file at full speed in event time and print the final windows");
+  add_common(replay, true);
+  replay->add_option("--report", report, "json (default), prometheus, or none")->check(CLI::IsMember({"json", "prometheus", "none"}));
+  auto* extract = app.add_subcommand("extract", "Print each record's proxy-metric values and matched patterns as JSON lines");
+  add_common(extract, true);
+  auto* check = app.add_subcommand("check", "Validate the config, lexicons and rules; exit 0 when valid, 1 otherwise");
+  add_common(check, false);
+  app.add_subcommand("config-reference", "Print the configuration reference (docs/configuration.md)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  try {
+    if (run->parsed()) return cmd_run(c);
+    if (replay->parsed()) return cmd_replay(c, report);
+    if (extract->parsed()) return cmd_extract(c);
+    if (check->parsed()) return cmd_check(c);
+    if (app.got_subcommand("config-reference")) {
+      std::cout << gw::config_reference_markdown();
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "guardwatch: %s\n", e.what());
+    return 1;
+  }
+  return 2;
+}

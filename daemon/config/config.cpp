@@ -1,0 +1,464 @@
+// Config loading. The option table below is the single description of every key: it drives
+// unknown-key errors, `guardwatch check`, and docs/configuration.md (`guardwatch config-reference`).
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "guardwatch/config.hpp"
+#include "guardwatch/decode.hpp"
+
+namespace gw {
+namespace {
+
+struct Option {
+  const char* path;   // dotted; "*" stands for a free key
+  const char* type;
+  const char* def;
+  const char* help;
+};
+
+const Option kOptions[] = {
+    {"listen", "address", "127.0.0.1:9464", "HTTP address for /metrics, /healthz, /readyz and /api. `--listen` overrides it. Use port 0 for any free port."},
+    {"input", "map", "", "How records are read and decoded."},
+    {"input.preset", "flat|openai", "flat", "Field layout preset (DESIGN §2): `flat` (one object with top-level fields) or `openai` (a proxy's log of an OpenAI-style chat completion)."},
+    {"input.fields", "map field->JSON pointer", "{}", "Per-field overrides of the preset, e.g. `response: /output/text`. Fields: ts, request_id, model, model_version, endpoint, variant, latency_ms, ttft_ms, prompt_tokens, completion_tokens, finish_reason, status, response, judge_score, user_feedback, cost_usd."},
+    {"input.dimensions", "map label->JSON pointer", "{}", "Extra series labels, e.g. `region: /meta/region`. Each is capped like the built-in labels."},
+    {"input.max_record_bytes", "bytes", "1048576", "Larger records are counted as `oversized` and skipped."},
+    {"kafka", "map", "", "Kafka source. Without `kafka.topics` guardwatch reads `--input` instead."},
+    {"kafka.topics", "list of strings", "[]", "Topics to subscribe to (consumer group from `group.id`)."},
+    {"kafka.properties", "map", "{group.id: guardwatch}", "librdkafka properties passed through unchanged (bootstrap.servers, security.protocol, sasl.*, ssl.*, ...). Values may use `${ENV_VAR}`. guardwatch sets enable.auto.offset.store=false and stores an offset only after its record is applied."},
+    {"windows", "map", "", "Rolling windows."},
+    {"windows.report", "list of durations", "[1m, 5m, 15m, 1h]", "Windows exported on /metrics and in replay reports (label `window`)."},
+    {"windows.tiers", "list of {resolution, slots}", "[{resolution: 1m, slots: 64}, {resolution: 15m, slots: 108}]", "Rings of time buckets. A window is answered from the finest tier that retains it; the coarsest tier's retention (resolution x slots, 27h by default) bounds the longest window plus offset (enough for a 2h baseline 1d ago)."},
+    {"windows.allowed_lateness", "duration", "2m", "Records older than the newest event time minus this are counted as `late` and skipped."},
+    {"windows.max_future", "duration", "5m", "Live mode: records further ahead of the wall clock are counted as `bad_timestamp`."},
+    {"series", "map", "", "Cardinality caps."},
+    {"series.max_series", "count", "10000", "Global cap on series; new label sets beyond it fold into one series whose labels are all `__other__`."},
+    {"series.max_values_per_label", "count", "200", "Distinct values kept per label; further values become `__other__` (counted in guardwatch_series_folded_total)."},
+    {"series.label_caps", "map label->count", "{}", "Per-label overrides of max_values_per_label."},
+    {"extract", "map", "", "Proxy-metric extraction."},
+    {"extract.refusal_lexicon", "path", "rules/lexicon/refusal.yaml", "Refusal lexicon (patterns, scan limit, code exclusion)."},
+    {"extract.citation_patterns", "path", "rules/lexicon/citation.yaml", "Citation patterns."},
+    {"extract.error_statuses", "list of strings", "[error, failed, failure, timeout, cancelled]", "Status words that count as errors (HTTP codes >= 400 always do)."},
+    {"extract.prices", "map model->{input_per_million, output_per_million}", "{}", "USD per million prompt/completion tokens; key `*` is the fallback. A record's own cost_usd field wins."},
+    {"rules", "list of paths", "[]", "Rule files or directories (used by the rule engine). `--rules` adds to it."},
+    {"log", "map", "", "Logging."},
+    {"log.level", "debug|info|warn|error", "info", "Least severe level written to stderr."},
+    {"log.samples_per_second", "number", "1", "Rate limit for per-record warnings (e.g. malformed records), per reason."},
+};
+
+const Option* find_option(const std::string& path) {
+  for (auto& o : kOptions)
+    if (path == o.path) return &o;
+  return nullptr;
+}
+
+class Reader {
+ public:
+  Reader(std::string file, std::vector<ConfigError>& errs) : file_(std::move(file)), errs_(errs) {}
+
+  void error(const YAML::Node& n, const std::string& key, const std::string& msg) {
+    ConfigError e;
+    e.file = file_;
+    if (n.IsDefined() && !n.Mark().is_null()) {
+      e.line = n.Mark().line + 1;
+      e.column = n.Mark().column + 1;
+    }
+    e.key = key;
+    e.message = msg;
+    errs_.push_back(std::move(e));
+  }
+
+  std::optional<std::string> str(const YAML::Node& n, const std::string& key) {
+    if (!n.IsScalar()) {
+      error(n, key, "expected a scalar value");
+      return std::nullopt;
+    }
+    std::string missing;
+    std::string v = expand_env(n.Scalar(), &missing);
+    if (!missing.empty()) {
+      error(n, key, "environment variable ${" + missing + "} is not set");
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  template <typename T>
+  std::optional<T> number(const YAML::Node& n, const std::string& key, double lo, double hi) {
+    auto s = str(n, key);
+    if (!s) return std::nullopt;
+    char* end = nullptr;
+    double v = std::strtod(s->c_str(), &end);
+    if (s->empty() || *end != '\0' || !(v >= lo && v <= hi)) {
+      error(n, key, fmt_range("expected a number", lo, hi) + ", got \"" + *s + "\"");
+      return std::nullopt;
+    }
+    return T(v);
+  }
+
+  std::optional<int64_t> duration(const YAML::Node& n, const std::string& key) {
+    auto s = str(n, key);
+    if (!s) return std::nullopt;
+    auto d = parse_duration(*s);
+    if (!d || *d <= 0) {
+      error(n, key, "expected a positive duration like 90s, 5m, 1h or 1d, got \"" + *s + "\"");
+      return std::nullopt;
+    }
+    return d;
+  }
+
+  std::vector<std::string> strings(const YAML::Node& n, const std::string& key) {
+    std::vector<std::string> out;
+    if (n.IsScalar()) {
+      if (auto s = str(n, key)) out.push_back(*s);
+      return out;
+    }
+    if (!n.IsSequence()) {
+      error(n, key, "expected a list");
+      return out;
+    }
+    for (size_t i = 0; i < n.size(); ++i)
+      if (auto s = str(n[i], key + "[" + std::to_string(i) + "]")) out.push_back(*s);
+    return out;
+  }
+
+  // Reports keys of a map that the option table does not know.
+  void check_keys(const YAML::Node& map, const std::string& prefix) {
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      std::string k = it->first.Scalar();
+      std::string path = prefix.empty() ? k : prefix + "." + k;
+      if (!find_option(path)) {
+        std::string known;
+        for (auto& o : kOptions) {
+          std::string p = o.path;
+          auto dot = p.rfind('.');
+          std::string parent = dot == std::string::npos ? "" : p.substr(0, dot);
+          if (parent == prefix) known += (known.empty() ? "" : ", ") + p.substr(dot == std::string::npos ? 0 : dot + 1);
+        }
+        error(it->first, path, "unknown key \"" + k + "\"; known: " + known);
+      }
+    }
+  }
+
+ private:
+  static std::string fmt_range(const char* what, double lo, double hi) {
+    std::ostringstream o;
+    o << what << " in [" << lo << ", " << hi << "]";
+    return o.str();
+  }
+  std::string file_;
+  std::vector<ConfigError>& errs_;
+};
+
+void parse(const YAML::Node& root, Reader& rd, Config& c) {
+  if (!root.IsDefined() || root.IsNull()) return;
+  if (!root.IsMap()) {
+    rd.error(root, "", "the config must be a YAML mapping");
+    return;
+  }
+  rd.check_keys(root, "");
+  auto section = [&](const char* name) -> YAML::Node {
+    const YAML::Node& n = root;
+    YAML::Node s = n[name];
+    if (s.IsDefined() && !s.IsNull() && !s.IsMap()) {
+      rd.error(s, name, "expected a mapping");
+      return YAML::Node();
+    }
+    if (s.IsDefined() && s.IsMap()) rd.check_keys(s, name);
+    return s;
+  };
+  if (const YAML::Node& n = root["listen"]; n.IsDefined())
+    if (auto v = rd.str(n, "listen")) c.listen = *v;
+
+  if (YAML::Node in = section("input"); in.IsMap()) {
+    if (const YAML::Node& n = in["preset"]; n.IsDefined())
+      if (auto v = rd.str(n, "input.preset")) {
+        bool ok = false;
+        for (auto& p : FieldSet::preset_names()) ok |= p == *v;
+        if (ok) c.preset = *v;
+        else rd.error(n, "input.preset", "unknown preset \"" + *v + "\"; known: flat, openai");
+      }
+    if (const YAML::Node& n = in["fields"]; n.IsDefined()) {
+      if (!n.IsMap()) rd.error(n, "input.fields", "expected a mapping of field name to JSON pointer");
+      else
+        for (auto it = n.begin(); it != n.end(); ++it) {
+          std::string k = it->first.Scalar(), key = "input.fields." + k;
+          bool known = false;
+          std::string names;
+          for (size_t i = 0; i < kBuiltinFieldCount; ++i) {
+            known |= k == FieldSet::builtin_name(i);
+            names += std::string(i ? ", " : "") + FieldSet::builtin_name(i);
+          }
+          if (!known) { rd.error(it->first, key, "unknown field \"" + k + "\"; known: " + names); continue; }
+          if (auto v = rd.str(it->second, key)) {
+            if (!v->empty() && (*v)[0] != '/') rd.error(it->second, key, "a JSON pointer starts with '/'");
+            else c.field_overrides[k] = *v;
+          }
+        }
+    }
+    if (const YAML::Node& n = in["dimensions"]; n.IsDefined()) {
+      if (!n.IsMap()) rd.error(n, "input.dimensions", "expected a mapping of label name to JSON pointer");
+      else
+        for (auto it = n.begin(); it != n.end(); ++it) {
+          std::string k = it->first.Scalar(), key = "input.dimensions." + k;
+          static const std::set<std::string> reserved = {"model", "model_version", "endpoint", "variant", "window", "quantile", "metric", "le", "job", "instance"};
+          bool valid = !k.empty() && !std::isdigit(static_cast<unsigned char>(k[0]));
+          for (char ch : k) valid &= std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
+          if (!valid || reserved.count(k)) { rd.error(it->first, key, "\"" + k + "\" is not a usable label name (reserved or not [a-zA-Z_][a-zA-Z0-9_]*)"); continue; }
+          if (auto v = rd.str(it->second, key)) {
+            if (v->empty() || (*v)[0] != '/') rd.error(it->second, key, "a JSON pointer starts with '/'");
+            else c.dimensions.emplace_back(k, *v);
+          }
+        }
+    }
+    if (const YAML::Node& n = in["max_record_bytes"]; n.IsDefined())
+      if (auto v = rd.number<uint64_t>(n, "input.max_record_bytes", 64, 1e9)) c.max_record_bytes = *v;
+  }
+
+  if (YAML::Node k = section("kafka"); k.IsMap()) {
+    if (const YAML::Node& n = k["topics"]; n.IsDefined()) c.kafka_topics = rd.strings(n, "kafka.topics");
+    if (const YAML::Node& n = k["properties"]; n.IsDefined()) {
+      if (!n.IsMap()) rd.error(n, "kafka.properties", "expected a mapping of librdkafka property to value");
+      else
+        for (auto it = n.begin(); it != n.end(); ++it)
+          if (auto v = rd.str(it->second, "kafka.properties." + it->first.Scalar())) c.kafka_properties[it->first.Scalar()] = *v;
+    }
+  }
+
+  if (YAML::Node w = section("windows"); w.IsMap()) {
+    if (const YAML::Node& n = w["report"]; n.IsDefined()) {
+      c.report_windows.clear();
+      auto list = rd.strings(n, "windows.report");
+      for (size_t i = 0; i < list.size(); ++i) {
+        auto d = parse_duration(list[i]);
+        if (!d || *d <= 0) rd.error(n.IsSequence() ? n[i] : n, "windows.report", "expected a duration, got \"" + list[i] + "\"");
+        else c.report_windows.emplace_back(list[i], *d);
+      }
+    }
+    if (const YAML::Node& n = w["tiers"]; n.IsDefined()) {
+      if (!n.IsSequence() || n.size() == 0) rd.error(n, "windows.tiers", "expected a non-empty list of {resolution, slots}");
+      else {
+        c.tiers.clear();
+        for (size_t i = 0; i < n.size(); ++i) {
+          std::string key = "windows.tiers[" + std::to_string(i) + "]";
+          const YAML::Node& t = n[i];
+          if (!t.IsMap() || !t["resolution"].IsDefined() || !t["slots"].IsDefined()) {
+            rd.error(t, key, "expected {resolution: DURATION, slots: COUNT}");
+            continue;
+          }
+          auto r = rd.duration(t["resolution"], key + ".resolution");
+          auto s = rd.number<uint32_t>(t["slots"], key + ".slots", 2, 100000);
+          if (r && s) {
+            if (!c.tiers.empty() && *r < c.tiers.back().resolution_ms)
+              rd.error(t, key, "tiers must be listed from finest to coarsest resolution");
+            c.tiers.push_back({*r, *s});
+          }
+        }
+      }
+    }
+    if (const YAML::Node& n = w["allowed_lateness"]; n.IsDefined())
+      if (auto v = rd.duration(n, "windows.allowed_lateness")) c.allowed_lateness_ms = *v;
+    if (const YAML::Node& n = w["max_future"]; n.IsDefined())
+      if (auto v = rd.duration(n, "windows.max_future")) c.max_future_ms = *v;
+  }
+
+  if (YAML::Node s = section("series"); s.IsMap()) {
+    if (const YAML::Node& n = s["max_series"]; n.IsDefined())
+      if (auto v = rd.number<uint32_t>(n, "series.max_series", 1, 10'000'000)) c.max_series = *v;
+    if (const YAML::Node& n = s["max_values_per_label"]; n.IsDefined())
+      if (auto v = rd.number<uint32_t>(n, "series.max_values_per_label", 1, 10'000'000)) c.max_values_per_label = *v;
+    if (const YAML::Node& n = s["label_caps"]; n.IsDefined()) {
+      if (!n.IsMap()) rd.error(n, "series.label_caps", "expected a mapping of label to count");
+      else
+        for (auto it = n.begin(); it != n.end(); ++it)
+          if (auto v = rd.number<uint32_t>(it->second, "series.label_caps." + it->first.Scalar(), 1, 10'000'000))
+            c.label_caps[it->first.Scalar()] = *v;
+    }
+  }
+
+  if (YAML::Node e = section("extract"); e.IsMap()) {
+    if (const YAML::Node& n = e["refusal_lexicon"]; n.IsDefined())
+      if (auto v = rd.str(n, "extract.refusal_lexicon")) c.refusal_lexicon = *v;
+    if (const YAML::Node& n = e["citation_patterns"]; n.IsDefined())
+      if (auto v = rd.str(n, "extract.citation_patterns")) c.citation_patterns = *v;
+    if (const YAML::Node& n = e["error_statuses"]; n.IsDefined()) c.error_statuses = rd.strings(n, "extract.error_statuses");
+    if (const YAML::Node& n = e["prices"]; n.IsDefined()) {
+      if (!n.IsMap()) rd.error(n, "extract.prices", "expected a mapping of model to {input_per_million, output_per_million}");
+      else
+        for (auto it = n.begin(); it != n.end(); ++it) {
+          std::string key = "extract.prices." + it->first.Scalar();
+          const YAML::Node& p = it->second;
+          if (!p.IsMap()) { rd.error(p, key, "expected {input_per_million, output_per_million}"); continue; }
+          Price price;
+          for (auto pit = p.begin(); pit != p.end(); ++pit) {
+            std::string pk = pit->first.Scalar();
+            auto v = rd.number<double>(pit->second, key + "." + pk, 0, 1e9);
+            if (pk == "input_per_million") { if (v) price.input_per_million = *v; }
+            else if (pk == "output_per_million") { if (v) price.output_per_million = *v; }
+            else rd.error(pit->first, key + "." + pk, "unknown key; known: input_per_million, output_per_million");
+          }
+          c.prices[it->first.Scalar()] = price;
+        }
+    }
+  }
+
+  if (const YAML::Node& n = root["rules"]; n.IsDefined()) c.rule_paths = rd.strings(n, "rules");
+
+  if (YAML::Node l = section("log"); l.IsMap()) {
+    if (const YAML::Node& n = l["level"]; n.IsDefined())
+      if (auto v = rd.str(n, "log.level"); v && *v != "debug" && *v != "info" && *v != "warn" && *v != "error")
+        rd.error(n, "log.level", "expected one of debug, info, warn, error");
+    if (const YAML::Node& n = l["samples_per_second"]; n.IsDefined())
+      if (auto v = rd.number<double>(n, "log.samples_per_second", 0, 1e6)) c.log_samples_per_second = *v;
+  }
+
+  // Cross-field checks.
+  int64_t longest = 0;
+  for (auto& [name, ms] : c.report_windows) longest = std::max(longest, ms);
+  if (!c.tiers.empty() && longest > c.tiers.back().retention_ms())
+    rd.error(root["windows"], "windows.report", "window longer than the retained history (" + format_duration(c.tiers.back().retention_ms()) + ")");
+}
+
+}  // namespace
+
+std::string ConfigError::str() const {
+  std::string s = file.empty() ? "<config>" : file;
+  if (line) s += ":" + std::to_string(line) + ":" + std::to_string(column);
+  s += ": ";
+  if (!key.empty()) s += key + ": ";
+  return s + message;
+}
+
+ConfigResult config_from_yaml(const std::string& text, const std::string& name) {
+  ConfigResult r;
+  r.config.source_file = name;
+  try {
+    YAML::Node root = YAML::Load(text);
+    Reader rd(name, r.errors);
+    parse(root, rd, r.config);
+  } catch (const YAML::Exception& e) {
+    r.errors.push_back({name, e.mark.is_null() ? 0 : e.mark.line + 1, e.mark.is_null() ? 0 : e.mark.column + 1, "", "YAML syntax error: " + e.msg});
+  }
+  if (r.config.kafka_properties.find("group.id") == r.config.kafka_properties.end())
+    r.config.kafka_properties["group.id"] = "guardwatch";
+  return r;
+}
+
+ConfigResult load_config(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) {
+    ConfigResult r;
+    r.errors.push_back({path, 0, 0, "", "cannot read the file"});
+    return r;
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return config_from_yaml(ss.str(), path);
+}
+
+std::string expand_env(const std::string& in, std::string* missing) {
+  std::string out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '$' && i + 1 < in.size() && in[i + 1] == '{') {
+      auto end = in.find('}', i + 2);
+      if (end != std::string::npos) {
+        std::string body = in.substr(i + 2, end - i - 2), def;
+        bool has_def = false;
+        if (auto p = body.find(":-"); p != std::string::npos) {
+          def = body.substr(p + 2);
+          body = body.substr(0, p);
+          has_def = true;
+        }
+        const char* v = std::getenv(body.c_str());
+        if (v) out += v;
+        else if (has_def) out += def;
+        else if (missing && missing->empty()) *missing = body;
+        i = end;
+        continue;
+      }
+    }
+    out += in[i];
+  }
+  return out;
+}
+
+std::optional<int64_t> parse_duration(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  int64_t total = 0;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = i;
+    while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+    if (j == i) return std::nullopt;
+    int64_t n = std::stoll(std::string(s.substr(i, j - i)));
+    size_t k = j;
+    while (k < s.size() && std::isalpha(static_cast<unsigned char>(s[k]))) ++k;
+    std::string_view unit = s.substr(j, k - j);
+    int64_t mult;
+    if (unit == "ms") mult = 1;
+    else if (unit == "s") mult = 1000;
+    else if (unit == "m") mult = 60'000;
+    else if (unit == "h") mult = 3'600'000;
+    else if (unit == "d") mult = 86'400'000;
+    else if (unit == "w") mult = 7 * 86'400'000LL;
+    else return std::nullopt;
+    total += n * mult;
+    i = k;
+  }
+  return total;
+}
+
+std::string format_duration(int64_t ms) {
+  if (ms == 0) return "0s";
+  std::string s;
+  const std::pair<int64_t, const char*> units[] = {{86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}, {1, "ms"}};
+  for (auto [u, n] : units)
+    if (ms >= u) {
+      s += std::to_string(ms / u) + n;
+      ms %= u;
+    }
+  return s;
+}
+
+std::string config_reference_markdown() {
+  std::string s =
+      "# Configuration reference\n\n"
+      "Generated from the option table in `daemon/config/config.cpp` by `guardwatch config-reference`;\n"
+      "a test keeps this file in step with the code. Every key is optional: with no `--config` at all,\n"
+      "guardwatch runs on these defaults. Strings may use `${ENV_VAR}` or `${ENV_VAR:-default}`.\n"
+      "Durations are written like `250ms`, `90s`, `5m`, `1h30m`, `1d`.\n\n"
+      "| key | type | default | description |\n|---|---|---|---|\n";
+  for (auto& o : kOptions) {
+    std::string def = o.def;
+    s += "| `" + std::string(o.path) + "` | " + o.type + " | " + (def.empty() ? "" : "`" + def + "`") + " | " + o.help + " |\n";
+  }
+  s += "\n## Example\n\n```yaml\n"
+       "listen: 0.0.0.0:9464\n"
+       "input:\n  preset: openai\n  fields: {variant: /metadata/variant}\n  dimensions: {region: /metadata/region}\n"
+       "kafka:\n  topics: [llm-inference-logs]\n  properties:\n    bootstrap.servers: kafka-1:9092,kafka-2:9092\n"
+       "    group.id: guardwatch\n    security.protocol: SASL_SSL\n    sasl.mechanisms: SCRAM-SHA-512\n"
+       "    sasl.username: guardwatch\n    sasl.password: ${KAFKA_PASSWORD}\n"
+       "windows:\n  report: [1m, 5m, 15m, 1h]\n  allowed_lateness: 2m\n"
+       "series:\n  max_series: 5000\n  label_caps: {model_version: 20}\n"
+       "extract:\n  prices:\n    gpt-x: {input_per_million: 2.5, output_per_million: 10}\n    \"*\": {input_per_million: 1, output_per_million: 4}\n"
+       "rules: [/etc/guardwatch/rules]\n```\n";
+  return s;
+}
+
+std::string data_dir() {
+  if (const char* d = std::getenv("GUARDWATCH_DATA_DIR"); d && *d) return d;
+#ifdef GUARDWATCH_SOURCE_DIR
+  if (std::filesystem::exists(std::string(GUARDWATCH_SOURCE_DIR) + "/rules/lexicon")) return GUARDWATCH_SOURCE_DIR;
+#endif
+#ifdef GUARDWATCH_INSTALL_DATA_DIR
+  return GUARDWATCH_INSTALL_DATA_DIR;
+#else
+  return ".";
+#endif
+}
+
+}  // namespace gw

@@ -1,0 +1,141 @@
+#include "guardwatch/engine.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <stdexcept>
+
+#include "guardwatch/log.hpp"
+
+namespace gw {
+
+namespace {
+constexpr int64_t kMinTs = 946'684'800'000;    // 2000-01-01
+constexpr int64_t kMaxTs = 4'102'444'800'000;  // 2100-01-01
+
+std::string resolve(const std::string& configured, const char* fallback, const Config& cfg) {
+  std::string p = configured.empty() ? data_dir() + "/" + fallback : configured;
+  if (!configured.empty() && !std::filesystem::path(p).is_absolute() && !cfg.source_file.empty() &&
+      !std::filesystem::exists(p)) {
+    auto rel = std::filesystem::path(cfg.source_file).parent_path() / p;
+    if (std::filesystem::exists(rel)) return rel.string();
+  }
+  return p;
+}
+}  // namespace
+
+std::unique_ptr<Matcher> build_matcher(const Config& cfg, std::vector<ConfigError>& errors) {
+  std::vector<LexiconSpec> lex(2);
+  auto e1 = load_lexicon(resolve(cfg.refusal_lexicon, "rules/lexicon/refusal.yaml", cfg), kRefusal, lex[0]);
+  auto e2 = load_lexicon(resolve(cfg.citation_patterns, "rules/lexicon/citation.yaml", cfg), kCitation, lex[1]);
+  errors.insert(errors.end(), e1.begin(), e1.end());
+  errors.insert(errors.end(), e2.begin(), e2.end());
+  if (!e1.empty() || !e2.empty()) return nullptr;
+  try {
+    return std::make_unique<Matcher>(std::move(lex));
+  } catch (const std::exception& e) {
+    errors.push_back({"", 0, 0, "extract", e.what()});
+    return nullptr;
+  }
+}
+
+Engine::Engine(const Config& cfg, std::function<int64_t()> wall_clock_ms)
+    : cfg_(cfg), wall_clock_ms_(std::move(wall_clock_ms)) {
+  fields_ = std::make_unique<FieldSet>(cfg_);
+  decoder_ = std::make_unique<Decoder>(*fields_, cfg_.max_record_bytes);
+  std::vector<ConfigError> errs;
+  matcher_ = build_matcher(cfg_, errs);
+  if (!matcher_) {
+    std::string msg;
+    for (auto& e : errs) msg += e.str() + "\n";
+    throw std::runtime_error(msg);
+  }
+  extractor_ = std::make_unique<Extractor>(cfg_, metrics_, *matcher_);
+  std::vector<std::string> labels = {"model", "model_version", "endpoint", "variant"};
+  for (auto& d : fields_->dimension_names()) labels.push_back(d);
+  store_ = std::make_unique<Store>(cfg_, metrics_, labels);
+  labels_.resize(labels.size());
+}
+
+Engine::~Engine() = default;
+
+uint64_t Engine::records_seen() const {
+  uint64_t n = 0;
+  for (auto& c : outcomes_) n += c.load(std::memory_order_relaxed);
+  return n;
+}
+
+Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation* obs_out, Record** rec_out) {
+  Record& r = rec_;
+  r.pos = pos;
+  if (rec_out) *rec_out = &r;
+  auto reject = [&](Outcome o, std::string_view detail) {
+    outcomes_[size_t(o)].fetch_add(1, std::memory_order_relaxed);
+    std::string where = pos.topic.empty() ? (pos.line ? "line " + std::to_string(pos.line) : std::string("input"))
+                                          : std::string(pos.topic) + "/" + std::to_string(pos.partition) + "@" + std::to_string(pos.offset);
+    log::sampled(outcome_name(o), cfg_.log_samples_per_second, log::Level::kWarn,
+                 fmt::format("record skipped: outcome={} at={} detail={}", outcome_name(o), where, detail));
+    return o;
+  };
+  DecodeResult dr = decoder_->decode(bytes, r);
+  if (dr.outcome != Outcome::kApplied) return reject(dr.outcome, dr.detail);
+
+  // Event time.
+  const FieldValue& ts = r[kTs];
+  if (!ts.present()) return reject(Outcome::kMissingTimestamp, "no timestamp at " + fields_->pointer(kTs));
+  int64_t ms;
+  if (ts.type == FieldValue::kString) {
+    if (!parse_rfc3339(ts.str, ms)) return reject(Outcome::kBadTimestamp, "not an RFC 3339 timestamp: " + std::string(ts.str.substr(0, 64)));
+  } else {
+    double v = ts.num;
+    if (!std::isfinite(v)) return reject(Outcome::kBadTimestamp, "timestamp is not finite");
+    if (std::fabs(v) >= 1e14) v /= 1000.0;      // microseconds
+    else if (std::fabs(v) < 1e11) v *= 1000.0;  // seconds
+    ms = int64_t(std::llround(v));
+  }
+  if (ms < kMinTs || ms > kMaxTs) return reject(Outcome::kBadTimestamp, "timestamp out of range: " + std::to_string(ms));
+  if (wall_clock_ms_ && ms > wall_clock_ms_() + cfg_.max_future_ms)
+    return reject(Outcome::kBadTimestamp, "timestamp too far in the future: " + format_rfc3339(ms));
+  r.ts_ms = ms;
+
+  // Value sanity: negative or absurd measurements are rejected as a whole.
+  auto bad_num = [&](size_t f, double lo, double hi) {
+    const FieldValue& v = r[f];
+    return v.type == FieldValue::kNumber && !(v.num >= lo && v.num <= hi);
+  };
+  if (bad_num(kLatencyMs, 0, 86'400'000) || bad_num(kTtftMs, 0, 86'400'000))
+    return reject(Outcome::kInvalidValue, "latency_ms/ttft_ms outside [0, 1 day]");
+  if (bad_num(kPromptTokens, 0, 1e9) || bad_num(kCompletionTokens, 0, 1e9))
+    return reject(Outcome::kInvalidValue, "token count outside [0, 1e9]");
+  if (bad_num(kCostUsd, 0, 1e6)) return reject(Outcome::kInvalidValue, "cost_usd outside [0, 1e6]");
+  if (bad_num(kJudgeScore, -1e9, 1e9) || bad_num(kUserFeedback, -1e9, 1e9))
+    return reject(Outcome::kInvalidValue, "judge_score/user_feedback not a finite number");
+
+  Observation& o = obs_out ? *obs_out : obs_;
+  extractor_->extract(r, o);
+
+  {
+    auto g = lock();
+    int64_t wm = max_event_ms() - cfg_.allowed_lateness_ms;
+    if (ms < wm) {
+      g.unlock();
+      return reject(Outcome::kLate, "event time " + format_rfc3339(ms) + " is before the watermark " + format_rfc3339(wm));
+    }
+    if (ms > max_event_ms()) max_event_ms_.store(ms, std::memory_order_relaxed);
+    static constexpr size_t kLabelFields[] = {kModel, kModelVersion, kEndpoint, kVariant};
+    for (size_t i = 0; i < 4; ++i) {
+      const FieldValue& v = r[kLabelFields[i]];
+      labels_[i] = v.present() ? v.str : std::string_view();
+    }
+    const auto& dims = fields_->dimension_ids();
+    for (size_t i = 0; i < dims.size(); ++i) {
+      const FieldValue& v = r[dims[i]];
+      labels_[4 + i] = v.present() ? v.str : std::string_view();
+    }
+    Series& s = store_->series_for(labels_);
+    store_->add(s, ms, o);
+  }
+  outcomes_[size_t(Outcome::kApplied)].fetch_add(1, std::memory_order_relaxed);
+  return Outcome::kApplied;
+}
+
+}  // namespace gw

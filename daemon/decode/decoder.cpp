@@ -1,0 +1,367 @@
+// Decoder: one pass over each JSON document with simdjson On-Demand, guided by a trie of the
+// configured JSON pointers, so a record costs one walk however many fields are configured.
+#include <simdjson.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "guardwatch/decode.hpp"
+
+namespace gw {
+namespace {
+
+const char* const kBuiltinNames[kBuiltinFieldCount] = {
+    "ts", "request_id", "model", "model_version", "endpoint", "variant", "latency_ms", "ttft_ms",
+    "prompt_tokens", "completion_tokens", "finish_reason", "status", "response", "judge_score",
+    "user_feedback", "cost_usd"};
+
+// Presets (DESIGN §2). Order matches Field.
+const char* const kFlat[kBuiltinFieldCount] = {
+    "/ts", "/request_id", "/model", "/model_version", "/endpoint", "/variant", "/latency_ms", "/ttft_ms",
+    "/prompt_tokens", "/completion_tokens", "/finish_reason", "/status", "/response", "/judge_score",
+    "/user_feedback", "/cost_usd"};
+// A proxy's log of an OpenAI-style chat completion: request and response bodies side by side.
+const char* const kOpenAI[kBuiltinFieldCount] = {
+    "/timestamp", "/request_id", "/request/model", "/response/model", "/endpoint", "/metadata/variant",
+    "/latency_ms", "/ttft_ms", "/response/usage/prompt_tokens", "/response/usage/completion_tokens",
+    "/response/choices/0/finish_reason", "/status", "/response/choices/0/message/content",
+    "/metadata/judge_score", "/metadata/user_feedback", "/cost_usd"};
+
+enum class Want : uint8_t { kString, kNumber, kStatus, kTime, kLabel };
+Want want_of(size_t id) {
+  switch (id) {
+    case kTs: return Want::kTime;
+    case kStatus: return Want::kStatus;
+    case kLatencyMs: case kTtftMs: case kPromptTokens: case kCompletionTokens:
+    case kJudgeScore: case kUserFeedback: case kCostUsd: return Want::kNumber;
+    case kRequestId: case kModel: case kModelVersion: case kEndpoint: case kVariant: return Want::kLabel;
+    default: return id < kBuiltinFieldCount ? Want::kString : Want::kLabel;
+  }
+}
+
+std::vector<std::string> split_pointer(const std::string& p) {
+  std::vector<std::string> out;
+  size_t i = 1;
+  while (i <= p.size()) {
+    size_t j = p.find('/', i);
+    if (j == std::string::npos) j = p.size();
+    std::string tok = p.substr(i, j - i);
+    // RFC 6901 escapes
+    std::string u;
+    for (size_t k = 0; k < tok.size(); ++k) {
+      if (tok[k] == '~' && k + 1 < tok.size()) {
+        u += tok[k + 1] == '1' ? '/' : '~';
+        ++k;
+      } else {
+        u += tok[k];
+      }
+    }
+    out.push_back(u);
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+const char* FieldSet::builtin_name(size_t id) { return id < kBuiltinFieldCount ? kBuiltinNames[id] : "extra"; }
+std::vector<std::string> FieldSet::preset_names() { return {"flat", "openai"}; }
+
+FieldSet::FieldSet(const Config& cfg) {
+  const char* const* preset = cfg.preset == "openai" ? kOpenAI : kFlat;
+  for (size_t i = 0; i < kBuiltinFieldCount; ++i) {
+    std::string p = preset[i];
+    if (auto it = cfg.field_overrides.find(kBuiltinNames[i]); it != cfg.field_overrides.end()) p = it->second;
+    pointers_.push_back(p);
+  }
+  for (auto& [name, ptr] : cfg.dimensions) {
+    dim_names_.push_back(name);
+    dim_ids_.push_back(add_pointer(ptr));
+  }
+}
+
+uint16_t FieldSet::add_pointer(const std::string& pointer) {
+  for (size_t i = kBuiltinFieldCount; i < pointers_.size(); ++i)
+    if (pointers_[i] == pointer) return uint16_t(i);
+  pointers_.push_back(pointer);
+  return uint16_t(pointers_.size() - 1);
+}
+
+struct Decoder::Impl {
+  struct Node {
+    std::vector<std::pair<std::string, uint32_t>> children;  // key -> node index
+    std::vector<uint16_t> fields;                            // fields located exactly here
+    const std::pair<std::string, uint32_t>* find(std::string_view k) const {
+      for (auto& c : children)
+        if (c.first == k) return &c;
+      return nullptr;
+    }
+  };
+  std::vector<Node> nodes;  // nodes[0] is the root
+  std::vector<Want> wants;
+  uint64_t max_bytes;
+  simdjson::ondemand::parser parser;
+  std::string padded;  // copy of unpadded input
+
+  Impl(const FieldSet& fs, uint64_t max_record_bytes) : max_bytes(max_record_bytes), parser(max_record_bytes + 64) {
+    nodes.emplace_back();
+    for (size_t id = 0; id < fs.size(); ++id) {
+      wants.push_back(want_of(id));
+      const std::string& p = fs.pointer(id);
+      if (p.empty() || p == "/") continue;  // field disabled
+      uint32_t cur = 0;
+      for (auto& tok : split_pointer(p)) {
+        auto* c = nodes[cur].find(tok);
+        if (c) {
+          cur = c->second;
+        } else {
+          nodes.emplace_back();
+          nodes[cur].children.emplace_back(tok, uint32_t(nodes.size() - 1));
+          cur = uint32_t(nodes.size() - 1);
+        }
+      }
+      nodes[cur].fields.push_back(uint16_t(id));
+    }
+  }
+
+  // Returns false (and sets result) on a type error.
+  bool read_leaf(simdjson::ondemand::value& v, const Node& n, Record& r, DecodeResult& res) {
+    using simdjson::ondemand::json_type;
+    json_type t;
+    if (v.type().get(t)) return fail(res, Outcome::kInvalidJson, "unreadable value");
+    FieldValue fv;
+    switch (t) {
+      case json_type::null: fv.type = FieldValue::kNull; break;
+      case json_type::number: {
+        double d;
+        if (v.get_double().get(d)) return fail(res, Outcome::kInvalidJson, "bad number");
+        fv.type = FieldValue::kNumber;
+        fv.num = d;
+        std::string_view raw = v.raw_json_token();
+        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\n' || raw.back() == '\r' || raw.back() == '\t')) raw.remove_suffix(1);
+        fv.str = raw;
+        break;
+      }
+      case json_type::string: {
+        std::string_view s;
+        auto err = v.get_string().get(s);
+        if (err) return fail(res, err == simdjson::UTF8_ERROR ? Outcome::kInvalidUtf8 : Outcome::kInvalidJson, "bad string");
+        fv.type = FieldValue::kString;
+        fv.str = s;
+        break;
+      }
+      case json_type::boolean: {
+        bool b;
+        if (v.get_bool().get(b)) return fail(res, Outcome::kInvalidJson, "bad boolean");
+        fv.type = FieldValue::kBool;
+        fv.num = b ? 1 : 0;
+        fv.str = b ? "true" : "false";
+        break;
+      }
+      default: fv.type = FieldValue::kOther; break;
+    }
+    for (uint16_t id : n.fields) {
+      Want w = wants[id];
+      bool ok = fv.type == FieldValue::kNull || fv.type == FieldValue::kAbsent;
+      switch (w) {
+        case Want::kString: ok |= fv.type == FieldValue::kString; break;
+        case Want::kNumber: ok |= fv.type == FieldValue::kNumber || (id == kUserFeedback && fv.type == FieldValue::kBool); break;
+        case Want::kStatus: ok |= fv.type == FieldValue::kNumber || fv.type == FieldValue::kString; break;
+        case Want::kTime: ok |= fv.type == FieldValue::kNumber || fv.type == FieldValue::kString; break;
+        case Want::kLabel: ok |= fv.type == FieldValue::kString || fv.type == FieldValue::kNumber || fv.type == FieldValue::kBool; break;
+      }
+      if (!ok) return fail(res, Outcome::kWrongType, std::string("field ") + FieldSet::builtin_name(id) + " has the wrong JSON type");
+      FieldValue out = fv;
+      if (id == kUserFeedback && fv.type == FieldValue::kBool) out.num = fv.num > 0 ? 1 : -1;
+      r.fields[id] = out;
+    }
+    return true;
+  }
+
+  bool fail(DecodeResult& res, Outcome o, std::string detail) {
+    res.outcome = o;
+    res.detail = std::move(detail);
+    return false;
+  }
+
+  bool walk(simdjson::ondemand::value& v, const Node& n, Record& r, DecodeResult& res, int depth) {
+    if (!n.fields.empty()) return read_leaf(v, n, r, res);  // a leaf wins over deeper pointers
+    using simdjson::ondemand::json_type;
+    json_type t;
+    if (v.type().get(t)) return fail(res, Outcome::kInvalidJson, "unreadable value");
+    if (t == json_type::object) {
+      simdjson::ondemand::object obj;
+      if (v.get_object().get(obj)) return fail(res, Outcome::kInvalidJson, "bad object");
+      return walk_object(obj, n, r, res, depth);
+    }
+    if (t == json_type::array) {
+      simdjson::ondemand::array arr;
+      if (v.get_array().get(arr)) return fail(res, Outcome::kInvalidJson, "bad array");
+      size_t idx = 0;
+      char buf[24];
+      for (auto el : arr) {
+        simdjson::ondemand::value ev;
+        if (el.get(ev)) return fail(res, Outcome::kInvalidJson, "bad array element");
+        int len = snprintf(buf, sizeof buf, "%zu", idx++);
+        if (auto* c = n.find(std::string_view(buf, size_t(len)))) {
+          if (!walk(ev, nodes[c->second], r, res, depth + 1)) return false;
+        }
+      }
+      return true;
+    }
+    return true;  // a scalar where an object was expected: the deeper fields are absent
+  }
+
+  bool walk_object(simdjson::ondemand::object& obj, const Node& n, Record& r, DecodeResult& res, int depth) {
+    for (auto field : obj) {
+      std::string_view key;
+      auto err = field.unescaped_key().get(key);
+      if (err) return fail(res, err == simdjson::UTF8_ERROR ? Outcome::kInvalidUtf8 : Outcome::kInvalidJson, "bad key");
+      auto* c = n.find(key);
+      if (!c) continue;
+      simdjson::ondemand::value v;
+      if (field.value().get(v)) return fail(res, Outcome::kInvalidJson, "bad value");
+      if (!walk(v, nodes[c->second], r, res, depth + 1)) return false;
+    }
+    return true;
+  }
+
+  DecodeResult run(const char* buf, size_t len, size_t cap, Record& r) {
+    DecodeResult res;
+    r.fields.assign(wants.size(), FieldValue{});
+    simdjson::ondemand::document doc;
+    auto err = parser.iterate(buf, len, cap).get(doc);
+    if (err) {
+      fail(res, err == simdjson::UTF8_ERROR ? Outcome::kInvalidUtf8 : Outcome::kInvalidJson, simdjson::error_message(err));
+      return res;
+    }
+    simdjson::ondemand::object obj;
+    err = doc.get_object().get(obj);
+    if (err) {
+      fail(res, err == simdjson::UTF8_ERROR ? Outcome::kInvalidUtf8 : Outcome::kInvalidJson,
+           err == simdjson::INCORRECT_TYPE ? "the record is not a JSON object" : simdjson::error_message(err));
+      return res;
+    }
+    // Iterating with error checks: a syntax error anywhere we walk surfaces here.
+    for (auto field : obj) {
+      std::string_view key;
+      err = field.unescaped_key().get(key);
+      if (err) {
+        fail(res, err == simdjson::UTF8_ERROR ? Outcome::kInvalidUtf8 : Outcome::kInvalidJson, simdjson::error_message(err));
+        return res;
+      }
+      auto* c = nodes[0].find(key);
+      simdjson::ondemand::value v;
+      if (field.value().get(v)) {
+        fail(res, Outcome::kInvalidJson, "bad value");
+        return res;
+      }
+      if (!c) {
+        // Skipping still has to be valid JSON structure.
+        continue;
+      }
+      if (!walk(v, nodes[c->second], r, res, 1)) return res;
+    }
+    const char* rest = nullptr;
+    if (!doc.current_location().get(rest)) fail(res, Outcome::kInvalidJson, "trailing content after the JSON object");
+    return res;
+  }
+};
+
+Decoder::Decoder(const FieldSet& fields, uint64_t max_record_bytes) : impl_(std::make_unique<Impl>(fields, max_record_bytes)) {}
+Decoder::~Decoder() = default;
+
+DecodeResult Decoder::decode(std::string_view data, Record& out) {
+  // Trim trailing whitespace (a JSONL line's '\r').
+  while (!data.empty() && (data.back() == '\r' || data.back() == '\n' || data.back() == ' ' || data.back() == '\t')) data.remove_suffix(1);
+  size_t start = 0;
+  while (start < data.size() && (data[start] == ' ' || data[start] == '\t')) ++start;
+  data.remove_prefix(start);
+  if (data.empty()) {
+    out.fields.assign(impl_->wants.size(), FieldValue{});
+    return {Outcome::kEmpty, "empty message"};
+  }
+  if (data.size() > impl_->max_bytes) {
+    out.fields.assign(impl_->wants.size(), FieldValue{});
+    return {Outcome::kOversized, "record of " + std::to_string(data.size()) + " bytes exceeds input.max_record_bytes"};
+  }
+  auto& p = impl_->padded;
+  if (p.size() < data.size() + simdjson::SIMDJSON_PADDING) p.resize(data.size() + simdjson::SIMDJSON_PADDING);
+  std::memcpy(p.data(), data.data(), data.size());
+  std::memset(p.data() + data.size(), 0, simdjson::SIMDJSON_PADDING);
+  return impl_->run(p.data(), data.size(), p.size(), out);
+}
+
+// --- time ---------------------------------------------------------------------------------
+
+namespace {
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = unsigned(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + int64_t(doe) - 719468;
+}
+bool digits(std::string_view s, size_t pos, size_t n, int& out) {
+  if (pos + n > s.size()) return false;
+  out = 0;
+  for (size_t i = 0; i < n; ++i) {
+    char c = s[pos + i];
+    if (c < '0' || c > '9') return false;
+    out = out * 10 + (c - '0');
+  }
+  return true;
+}
+}  // namespace
+
+bool parse_rfc3339(std::string_view s, int64_t& ms) {
+  int Y, M, D, h, m, sec;
+  if (!digits(s, 0, 4, Y) || s.size() < 19 || s[4] != '-' || !digits(s, 5, 2, M) || s[7] != '-' || !digits(s, 8, 2, D) ||
+      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(s, 11, 2, h) || s[13] != ':' || !digits(s, 14, 2, m) ||
+      s[16] != ':' || !digits(s, 17, 2, sec))
+    return false;
+  if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60) return false;
+  size_t i = 19;
+  int frac_ms = 0;
+  if (i < s.size() && (s[i] == '.' || s[i] == ',')) {
+    ++i;
+    int nd = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      if (nd < 3) frac_ms = frac_ms * 10 + (s[i] - '0');
+      ++nd;
+      ++i;
+    }
+    if (nd == 0) return false;
+    for (int k = nd; k < 3; ++k) frac_ms *= 10;
+  }
+  int64_t offset_min = 0;
+  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+    ++i;
+  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    int oh, om;
+    if (!digits(s, i + 1, 2, oh) || i + 3 >= s.size() || s[i + 3] != ':' || !digits(s, i + 4, 2, om)) return false;
+    offset_min = (oh * 60 + om) * (s[i] == '+' ? 1 : -1);
+    i += 6;
+  } else {
+    return false;
+  }
+  if (i != s.size()) return false;
+  int64_t days = days_from_civil(Y, unsigned(M), unsigned(D));
+  ms = ((days * 86400 + h * 3600 + m * 60 + std::min(sec, 59)) - offset_min * 60) * 1000 + frac_ms;
+  return true;
+}
+
+std::string format_rfc3339(int64_t ms) {
+  std::time_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+  int64_t rem = ms - int64_t(secs) * 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];
+  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+           tm.tm_min, tm.tm_sec, int(rem));
+  return buf;
+}
+
+}  // namespace gw

@@ -1,0 +1,200 @@
+// All lexicon patterns in one Vectorscan (Hyperscan) database, scanned once per response.
+#include <hs/hs.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "guardwatch/extract.hpp"
+
+namespace gw {
+
+struct Matcher::Impl {
+  hs_database_t* db = nullptr;
+  hs_scratch_t* scratch = nullptr;
+  struct GroupOpts {
+    uint32_t limit = 0;
+    bool ignore_code = false;
+  };
+  std::vector<GroupOpts> pattern_opts;  // per pattern id
+  struct Hit {
+    uint32_t id;
+    unsigned long long end;
+  };
+  std::vector<Hit> hits;
+  ~Impl() {
+    if (scratch) hs_free_scratch(scratch);
+    if (db) hs_free_database(db);
+  }
+};
+
+namespace {
+constexpr unsigned kFlags = HS_FLAG_CASELESS | HS_FLAG_UTF8;
+
+int on_match(unsigned int id, unsigned long long, unsigned long long to, unsigned int, void* ctx) {
+  auto* impl = static_cast<Matcher::Impl*>(ctx);
+  impl->hits.push_back({id, to});
+  return 0;
+}
+
+// Code spans: ``` fenced blocks and `inline` spans. A match ending inside one does not count.
+void code_ranges(std::string_view t, std::vector<std::pair<size_t, size_t>>& out) {
+  size_t i = 0;
+  while (i < t.size()) {
+    size_t b = t.find('`', i);
+    if (b == std::string_view::npos) break;
+    if (t.compare(b, 3, "```") == 0) {
+      size_t e = t.find("```", b + 3);
+      size_t end = e == std::string_view::npos ? t.size() : e + 3;
+      out.emplace_back(b, end);
+      i = end;
+    } else {
+      size_t e = t.find('`', b + 1);
+      size_t nl = t.find('\n', b + 1);
+      if (e == std::string_view::npos || (nl != std::string_view::npos && nl < e)) {
+        i = b + 1;
+        continue;
+      }
+      out.emplace_back(b, e + 1);
+      i = e + 1;
+    }
+  }
+}
+}  // namespace
+
+std::string Matcher::check_regex(const std::string& regex) {
+  hs_database_t* db = nullptr;
+  hs_compile_error_t* err = nullptr;
+  if (hs_compile(regex.c_str(), kFlags, HS_MODE_BLOCK, nullptr, &db, &err) != HS_SUCCESS) {
+    std::string msg = err && err->message ? err->message : "invalid pattern";
+    hs_free_compile_error(err);
+    return msg;
+  }
+  hs_free_database(db);
+  return "";
+}
+
+Matcher::Matcher(std::vector<LexiconSpec> lexicons) : impl_(std::make_unique<Impl>()) {
+  std::vector<const char*> exprs;
+  std::vector<unsigned> flags, ids;
+  for (auto& lex : lexicons)
+    for (auto& p : lex.patterns) {
+      Pattern q = p;
+      q.group = lex.metric;
+      patterns_.push_back(q);
+      impl_->pattern_opts.push_back({lex.scan_first_chars, lex.ignore_code});
+    }
+  for (size_t i = 0; i < patterns_.size(); ++i) {
+    exprs.push_back(patterns_[i].regex.c_str());
+    // Without code exclusion the first match is all we need.
+    flags.push_back(kFlags | (impl_->pattern_opts[i].ignore_code ? 0u : unsigned(HS_FLAG_SINGLEMATCH)));
+    ids.push_back(unsigned(i));
+  }
+  if (exprs.empty()) return;
+  hs_compile_error_t* err = nullptr;
+  if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), unsigned(exprs.size()), HS_MODE_BLOCK, nullptr, &impl_->db, &err) !=
+      HS_SUCCESS) {
+    std::string msg = err && err->message ? err->message : "compile error";
+    int bad = err ? err->expression : -1;
+    hs_free_compile_error(err);
+    throw std::runtime_error(bad >= 0 ? "pattern \"" + patterns_[size_t(bad)].name + "\": " + msg : msg);
+  }
+  if (hs_alloc_scratch(impl_->db, &impl_->scratch) != HS_SUCCESS) throw std::runtime_error("hs_alloc_scratch failed");
+}
+
+Matcher::~Matcher() = default;
+
+void Matcher::scan(std::string_view text, std::vector<uint32_t>& out) {
+  if (!impl_->db || text.empty()) return;
+  impl_->hits.clear();
+  hs_scan(impl_->db, text.data(), unsigned(text.size()), 0, impl_->scratch, on_match, impl_.get());
+  if (impl_->hits.empty()) return;
+  std::vector<std::pair<size_t, size_t>> code;
+  bool code_done = false;
+  size_t first = out.size();
+  for (auto& h : impl_->hits) {
+    auto& o = impl_->pattern_opts[h.id];
+    if (o.limit && h.end > o.limit) continue;
+    if (o.ignore_code) {
+      if (!code_done) {
+        code_ranges(text, code);
+        code_done = true;
+      }
+      bool inside = false;
+      for (auto& [b, e] : code) inside |= h.end > b && h.end <= e;
+      if (inside) continue;
+    }
+    if (std::find(out.begin() + long(first), out.end(), h.id) == out.end()) out.push_back(h.id);
+  }
+}
+
+std::vector<ConfigError> load_lexicon(const std::string& path, uint16_t metric, LexiconSpec& out) {
+  std::vector<ConfigError> errs;
+  auto err = [&](const YAML::Node& n, std::string key, std::string msg) {
+    ConfigError e{path, 0, 0, std::move(key), std::move(msg)};
+    if (n.IsDefined() && !n.Mark().is_null()) {
+      e.line = n.Mark().line + 1;
+      e.column = n.Mark().column + 1;
+    }
+    errs.push_back(std::move(e));
+  };
+  out.metric = metric;
+  YAML::Node root;
+  try {
+    std::ifstream f(path);
+    if (!f) {
+      errs.push_back({path, 0, 0, "", "cannot read the lexicon file"});
+      return errs;
+    }
+    std::stringstream ss;
+    ss << f.rdbuf();
+    root = YAML::Load(ss.str());
+  } catch (const YAML::Exception& e) {
+    errs.push_back({path, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg});
+    return errs;
+  }
+  const YAML::Node& r = root;
+  if (!r.IsMap()) {
+    err(r, "", "a lexicon is a mapping with a `patterns` list");
+    return errs;
+  }
+  for (auto it = r.begin(); it != r.end(); ++it) {
+    std::string k = it->first.Scalar();
+    if (k != "patterns" && k != "scan_first_chars" && k != "ignore_code" && k != "description")
+      err(it->first, k, "unknown key; known: description, scan_first_chars, ignore_code, patterns");
+  }
+  try {
+    if (r["scan_first_chars"].IsDefined()) out.scan_first_chars = r["scan_first_chars"].as<uint32_t>();
+  } catch (const YAML::Exception&) {
+    err(r["scan_first_chars"], "scan_first_chars", "expected a whole number of characters (0 = whole response)");
+  }
+  try {
+    if (r["ignore_code"].IsDefined()) out.ignore_code = r["ignore_code"].as<bool>();
+  } catch (const YAML::Exception&) {
+    err(r["ignore_code"], "ignore_code", "expected true or false");
+  }
+  const YAML::Node& pats = r["patterns"];
+  if (!pats.IsSequence()) {
+    err(pats.IsDefined() ? pats : r, "patterns", "expected a list of {name, regex}");
+    return errs;
+  }
+  for (size_t i = 0; i < pats.size(); ++i) {
+    const YAML::Node& p = pats[i];
+    std::string key = "patterns[" + std::to_string(i) + "]";
+    if (!p.IsMap() || !p["name"].IsScalar() || !p["regex"].IsScalar()) {
+      err(p, key, "expected {name: NAME, regex: REGEX}");
+      continue;
+    }
+    Pattern pat{p["name"].Scalar(), p["regex"].Scalar(), metric};
+    if (auto m = Matcher::check_regex(pat.regex); !m.empty()) {
+      err(p["regex"], key + ".regex", "pattern \"" + pat.name + "\": " + m);
+      continue;
+    }
+    out.patterns.push_back(std::move(pat));
+  }
+  return errs;
+}
+
+}  // namespace gw

@@ -1,0 +1,211 @@
+// Kafka source: librdkafka's high-level consumer in a consumer group.
+// Offsets are stored (enable.auto.offset.store=false) only after the engine applied the record,
+// and committed by librdkafka's auto-commit and once more, synchronously, on revoke and close.
+#include <librdkafka/rdkafkacpp.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "guardwatch/log.hpp"
+#include "guardwatch/source.hpp"
+
+namespace gw {
+
+struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
+  const Config& cfg;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer;
+  mutable std::mutex mu;
+  KafkaStats st;
+  // Highest applied offset + 1 per partition, not yet stored.
+  struct Pending {
+    std::string topic;
+    int32_t partition;
+    int64_t next;
+  };
+  std::vector<Pending> pending;  // a handful of partitions: linear search, no allocation per record
+  bool dirty = false;
+
+  void applied(const std::string& topic, int32_t partition, int64_t offset) {
+    dirty = true;
+    for (auto& p : pending)
+      if (p.partition == partition && p.topic == topic) {
+        p.next = offset + 1;
+        return;
+      }
+    pending.push_back({topic, partition, offset + 1});
+  }
+  std::chrono::steady_clock::time_point last_store, last_lag;
+
+  explicit Impl(const Config& c) : cfg(c) {}
+
+  void store_pending() {
+    if (!dirty || !consumer) return;
+    std::vector<RdKafka::TopicPartition*> tps;
+    for (auto& p : pending) tps.push_back(RdKafka::TopicPartition::create(p.topic, p.partition, p.next));
+    auto err = consumer->offsets_store(tps);
+    if (err != RdKafka::ERR_NO_ERROR && err != RdKafka::ERR__STATE)
+      log::sampled("kafka_store", 1, log::Level::kWarn, "kafka: offsets_store failed: " + RdKafka::err2str(err));
+    RdKafka::TopicPartition::destroy(tps);
+    dirty = false;
+  }
+
+  void rebalance_cb(RdKafka::KafkaConsumer* c, RdKafka::ErrorCode err, std::vector<RdKafka::TopicPartition*>& parts) override {
+    bool cooperative = c->rebalance_protocol() == "COOPERATIVE";
+    {
+      std::lock_guard g(mu);
+      ++st.rebalances;
+    }
+    std::string names;
+    for (auto* p : parts) names += (names.empty() ? "" : ",") + p->topic() + "/" + std::to_string(p->partition());
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      log::info("kafka: assigned {} ({})", names, cooperative ? "cooperative" : "eager");
+      if (cooperative) {
+        if (auto e = c->incremental_assign(parts)) log::error("kafka: incremental_assign: {}", e->str());
+      } else {
+        c->assign(parts);
+      }
+      std::lock_guard g(mu);
+      st.assigned = true;
+    } else {
+      log::info("kafka: revoked {}", names);
+      // Commit what was applied before the partitions move to another replica.
+      store_pending();
+      c->commitSync();
+      for (auto* p : parts)
+        std::erase_if(pending, [&](const Pending& q) { return q.topic == p->topic() && q.partition == p->partition(); });
+      if (cooperative) {
+        if (auto e = c->incremental_unassign(parts)) log::error("kafka: incremental_unassign: {}", e->str());
+      } else {
+        c->unassign();
+      }
+      std::lock_guard g(mu);
+      for (auto* p : parts)
+        std::erase_if(st.partitions, [&](const PartitionLag& l) { return l.topic == p->topic() && l.partition == p->partition(); });
+      if (!cooperative) st.partitions.clear();
+    }
+  }
+
+  void event_cb(RdKafka::Event& e) override {
+    switch (e.type()) {
+      case RdKafka::Event::EVENT_ERROR: {
+        {
+          std::lock_guard g(mu);
+          ++st.errors;
+        }
+        log::sampled("kafka_error", 1, e.fatal() ? log::Level::kError : log::Level::kWarn,
+                     fmt::format("kafka: {}{}", e.fatal() ? "FATAL " : "", e.str()));
+        break;
+      }
+      case RdKafka::Event::EVENT_LOG:
+        if (e.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING)
+          log::sampled("kafka_log", 1, log::Level::kWarn, fmt::format("kafka: {} {}", e.fac(), e.str()));
+        break;
+      default: break;
+    }
+  }
+
+  void refresh_lag() {
+    std::vector<RdKafka::TopicPartition*> parts;
+    if (consumer->assignment(parts) != RdKafka::ERR_NO_ERROR) return;
+    consumer->position(parts);
+    std::vector<PartitionLag> out;
+    for (auto* p : parts) {
+      int64_t lo = -1, hi = -1;
+      consumer->get_watermark_offsets(p->topic(), p->partition(), &lo, &hi);
+      out.push_back({p->topic(), p->partition(), p->offset() >= 0 ? p->offset() : -1, hi});
+    }
+    RdKafka::TopicPartition::destroy(parts);
+    std::lock_guard g(mu);
+    st.partitions = std::move(out);
+  }
+};
+
+KafkaSource::KafkaSource(const Config& cfg) : impl_(std::make_unique<Impl>(cfg)) {
+  std::string err;
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  auto set = [&](const std::string& k, const std::string& v) {
+    if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) throw std::runtime_error("kafka.properties." + k + ": " + err);
+  };
+  // Defaults first; the user's properties override them, except the offset-store contract.
+  set("client.id", "guardwatch");
+  set("enable.auto.commit", "true");
+  set("auto.commit.interval.ms", "1000");
+  set("auto.offset.reset", "earliest");
+  set("partition.assignment.strategy", "cooperative-sticky");
+  set("statistics.interval.ms", "0");
+  for (auto& [k, v] : cfg.kafka_properties) set(k, v);
+  set("enable.auto.offset.store", "false");
+  if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(impl_.get()), err) != RdKafka::Conf::CONF_OK) throw std::runtime_error(err);
+  if (conf->set("event_cb", static_cast<RdKafka::EventCb*>(impl_.get()), err) != RdKafka::Conf::CONF_OK) throw std::runtime_error(err);
+  impl_->consumer.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
+  if (!impl_->consumer) throw std::runtime_error("kafka: cannot create consumer: " + err);
+  if (cfg.kafka_topics.empty()) throw std::runtime_error("kafka.topics is empty");
+  if (auto e = impl_->consumer->subscribe(cfg.kafka_topics); e != RdKafka::ERR_NO_ERROR)
+    throw std::runtime_error("kafka: subscribe: " + RdKafka::err2str(e));
+}
+
+KafkaSource::~KafkaSource() {
+  if (impl_->consumer) impl_->consumer->close();
+}
+
+std::string KafkaSource::describe() const {
+  std::string t;
+  for (auto& s : impl_->cfg.kafka_topics) t += (t.empty() ? "" : ",") + s;
+  auto it = impl_->cfg.kafka_properties.find("bootstrap.servers");
+  return "kafka topics=" + t + " group=" + impl_->cfg.kafka_properties.at("group.id") +
+         (it != impl_->cfg.kafka_properties.end() ? " brokers=" + it->second : "");
+}
+
+KafkaStats KafkaSource::stats() const {
+  std::lock_guard g(impl_->mu);
+  return impl_->st;
+}
+
+bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
+  auto& im = *impl_;
+  auto* c = im.consumer.get();
+  using clock = std::chrono::steady_clock;
+  im.last_store = im.last_lag = clock::now();
+  while (!stop.load(std::memory_order_relaxed)) {
+    std::unique_ptr<RdKafka::Message> msg(c->consume(100));
+    switch (msg->err()) {
+      case RdKafka::ERR_NO_ERROR: {
+        SourcePos pos;
+        const std::string& topic = msg->topic_name();
+        pos.topic = topic;
+        pos.partition = msg->partition();
+        pos.offset = msg->offset();
+        engine.ingest(std::string_view(static_cast<const char*>(msg->payload()), msg->len()), pos);
+        im.applied(topic, msg->partition(), msg->offset());
+        break;
+      }
+      case RdKafka::ERR__TIMED_OUT:
+      case RdKafka::ERR__PARTITION_EOF:
+        break;
+      default: {
+        std::lock_guard g(im.mu);
+        ++im.st.errors;
+        log::sampled("kafka_consume", 1, log::Level::kWarn, "kafka: consume: " + msg->errstr());
+        break;
+      }
+    }
+    auto now = clock::now();
+    if (now - im.last_store > std::chrono::milliseconds(200)) {
+      im.store_pending();
+      im.last_store = now;
+    }
+    if (now - im.last_lag > std::chrono::seconds(1)) {
+      im.refresh_lag();
+      im.last_lag = now;
+    }
+  }
+  im.store_pending();
+  if (auto e = c->commitSync(); e != RdKafka::ERR_NO_ERROR && e != RdKafka::ERR__NO_OFFSET)
+    log::warn("kafka: final commit: {}", RdKafka::err2str(e));
+  c->close();
+  im.consumer.reset();
+  return true;
+}
+
+}  // namespace gw

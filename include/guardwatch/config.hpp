@@ -1,0 +1,92 @@
+// guardwatch's configuration: one YAML file, every key with a default (docs/configuration.md
+// is generated from the option table in daemon/config/options.cpp).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gw {
+
+struct TierSpec {
+  int64_t resolution_ms;
+  uint32_t slots;
+  int64_t retention_ms() const { return resolution_ms * slots; }
+};
+
+struct Price {
+  double input_per_million = 0;   // USD per 1e6 prompt tokens
+  double output_per_million = 0;  // USD per 1e6 completion tokens
+};
+
+struct Config {
+  std::string source_file;  // where it was loaded from ("" for defaults)
+
+  // http
+  std::string listen = "127.0.0.1:9464";
+
+  // input
+  std::string preset = "flat";
+  std::map<std::string, std::string> field_overrides;  // field name -> JSON pointer
+  std::vector<std::pair<std::string, std::string>> dimensions;  // label name -> JSON pointer
+  uint64_t max_record_bytes = 1 << 20;
+
+  // kafka
+  std::vector<std::string> kafka_topics;
+  std::map<std::string, std::string> kafka_properties;  // passed to librdkafka unchanged
+
+  // windows
+  std::vector<std::pair<std::string, int64_t>> report_windows = {
+      {"1m", 60'000}, {"5m", 300'000}, {"15m", 900'000}, {"1h", 3'600'000}};
+  std::vector<TierSpec> tiers = {{60'000, 64}, {900'000, 108}};
+  int64_t allowed_lateness_ms = 120'000;
+  int64_t max_future_ms = 300'000;  // live mode: records further ahead of the wall clock are rejected
+
+  // series
+  uint32_t max_series = 10'000;
+  uint32_t max_values_per_label = 200;
+  std::map<std::string, uint32_t> label_caps;  // per-label overrides
+
+  // extract
+  std::string refusal_lexicon;   // "" -> rules/lexicon/refusal.yaml next to the binary's data dir
+  std::string citation_patterns; // "" -> rules/lexicon/citation.yaml
+  std::map<std::string, Price> prices;  // model -> price ("*" is the fallback)
+  std::vector<std::string> error_statuses = {"error", "failed", "failure", "timeout", "cancelled"};
+
+  // rules
+  std::vector<std::string> rule_paths;
+
+  // logging
+  double log_samples_per_second = 1.0;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0, column = 0;  // 1-based, 0 when unknown
+  std::string key;           // dotted path
+  std::string message;
+  std::string str() const;   // file:line:col: key: message
+};
+
+struct ConfigResult {
+  Config config;
+  std::vector<ConfigError> errors;
+  bool ok() const { return errors.empty(); }
+};
+
+// Loads and validates; never throws for bad input: every problem becomes a ConfigError.
+ConfigResult load_config(const std::string& path);
+ConfigResult config_from_yaml(const std::string& text, const std::string& name);
+// Markdown reference generated from the option table.
+std::string config_reference_markdown();
+// Expands ${VAR} and ${VAR:-default}; unknown variables without default become errors.
+std::string expand_env(const std::string& in, std::string* missing_var);
+// "90s", "5m", "1h30m", "1d", "250ms" -> milliseconds; nullopt when malformed.
+std::optional<int64_t> parse_duration(std::string_view s);
+std::string format_duration(int64_t ms);
+// Where shipped data files (lexicons, rules) live: $GUARDWATCH_DATA_DIR, else the source tree or
+// the install prefix.
+std::string data_dir();
+
+}  // namespace gw

@@ -1,0 +1,65 @@
+// The pipeline: bytes -> Record -> Observation -> series windows, with event-time bookkeeping.
+// One thread applies records (ingest); readers take a consistent view under lock().
+#pragma once
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string_view>
+
+#include "guardwatch/config.hpp"
+#include "guardwatch/decode.hpp"
+#include "guardwatch/extract.hpp"
+#include "guardwatch/metrics.hpp"
+#include "guardwatch/record.hpp"
+#include "guardwatch/store.hpp"
+
+namespace gw {
+
+class Engine {
+ public:
+  // `wall_clock_ms` bounds future timestamps in live mode; pass nullptr for replay.
+  Engine(const Config& cfg, std::function<int64_t()> wall_clock_ms = nullptr);
+  ~Engine();
+
+  // Decodes, extracts and aggregates one record. Returns what happened to it.
+  // `obs_out`, when given, receives the observation (for `extract` and exemplars).
+  Outcome ingest(std::string_view bytes, const SourcePos& pos, Observation* obs_out = nullptr,
+                 Record** rec_out = nullptr);
+
+  std::unique_lock<std::mutex> lock() const { return std::unique_lock(mu_); }
+  const Store& store() const { return *store_; }
+  const MetricRegistry& metrics() const { return metrics_; }
+  const FieldSet& fields() const { return *fields_; }
+  const Matcher& matcher() const { return *matcher_; }
+  const Config& config() const { return cfg_; }
+
+  // Max event time seen, and the watermark (max seen minus allowed lateness).
+  int64_t max_event_ms() const { return max_event_ms_.load(std::memory_order_relaxed); }
+  int64_t watermark_ms() const { return max_event_ms() - cfg_.allowed_lateness_ms; }
+  uint64_t outcome_count(Outcome o) const { return outcomes_[size_t(o)].load(std::memory_order_relaxed); }
+  uint64_t records_seen() const;
+
+ private:
+  const Config& cfg_;
+  std::function<int64_t()> wall_clock_ms_;
+  MetricRegistry metrics_;
+  std::unique_ptr<FieldSet> fields_;
+  std::unique_ptr<Decoder> decoder_;
+  std::unique_ptr<Matcher> matcher_;
+  std::unique_ptr<Extractor> extractor_;
+  std::unique_ptr<Store> store_;
+  mutable std::mutex mu_;
+  std::atomic<int64_t> max_event_ms_{std::numeric_limits<int64_t>::min() / 2};
+  std::array<std::atomic<uint64_t>, size_t(Outcome::kCount)> outcomes_{};
+  Record rec_;
+  Observation obs_;
+  std::vector<std::string_view> labels_;
+};
+
+// Builds the matcher from the configured lexicon files; errors name file, line and key.
+std::unique_ptr<Matcher> build_matcher(const Config& cfg, std::vector<ConfigError>& errors);
+
+}  // namespace gw

@@ -1,0 +1,78 @@
+// extract: Record -> Observation (one value per proxy metric, NaN when not observed).
+#pragma once
+#include <cmath>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "guardwatch/config.hpp"
+#include "guardwatch/metrics.hpp"
+#include "guardwatch/record.hpp"
+
+namespace gw {
+
+struct Observation {
+  std::vector<double> values;      // indexed by metric id; NaN = not observed
+  std::vector<uint32_t> matches;   // pattern ids that matched (refusal/citation/custom)
+  bool observed(size_t m) const { return !std::isnan(values[m]); }
+};
+
+// One pattern of a lexicon, as written in a lexicon file.
+struct Pattern {
+  std::string name;
+  std::string regex;
+  uint16_t group = 0;       // metric id the pattern counts toward
+};
+
+struct LexiconSpec {
+  uint16_t metric;                  // which proportion metric the lexicon feeds
+  std::vector<Pattern> patterns;
+  uint32_t scan_first_chars = 0;    // 0 = whole response
+  bool ignore_code = false;         // matches inside ``` fences or `inline code` do not count
+};
+
+// Loads a lexicon file (YAML: scan_first_chars, ignore_code, patterns[{name, regex}]).
+// Errors name the file, line and key.
+std::vector<ConfigError> load_lexicon(const std::string& path, uint16_t metric, LexiconSpec& out);
+
+// All patterns of all lexicons compiled into one Vectorscan database; scanned once per text.
+class Matcher {
+ public:
+  explicit Matcher(std::vector<LexiconSpec> lexicons);  // throws std::runtime_error on a bad regex
+  ~Matcher();
+  Matcher(const Matcher&) = delete;
+  Matcher& operator=(const Matcher&) = delete;
+  // Appends to `hits` the ids of matching patterns, honouring scan limits and code exclusion.
+  void scan(std::string_view text, std::vector<uint32_t>& hits);
+  const Pattern& pattern(uint32_t id) const { return patterns_[id]; }
+  size_t size() const { return patterns_.size(); }
+  // Validates one regex as the matcher would compile it; "" when fine.
+  static std::string check_regex(const std::string& regex);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  std::vector<Pattern> patterns_;
+};
+
+class FieldSet;
+
+class Extractor {
+ public:
+  Extractor(const Config& cfg, const MetricRegistry& metrics, Matcher& matcher);
+  void extract(const Record& r, Observation& out);
+
+ private:
+  const Config& cfg_;
+  const MetricRegistry& metrics_;
+  Matcher& matcher_;
+  std::vector<std::string> error_statuses_;
+};
+
+// Counts of characters (UTF-8 code points) and whitespace-separated words.
+size_t utf8_length(std::string_view s);
+size_t word_count(std::string_view s);
+
+}  // namespace gw

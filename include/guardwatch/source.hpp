@@ -1,0 +1,57 @@
+// source: where record bytes come from. A source hands each record to the engine and, for
+// Kafka, stores its offset only after the engine applied it.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "guardwatch/config.hpp"
+#include "guardwatch/engine.hpp"
+
+namespace gw {
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  // Reads until the input ends or `stop` becomes true. Returns false on a fatal error.
+  virtual bool run(Engine& engine, const std::atomic<bool>& stop) = 0;
+  virtual std::string describe() const = 0;
+};
+
+// A JSONL file, or "-" for stdin. Lines are decoded in order; event time comes from the records.
+std::unique_ptr<Source> make_jsonl_source(const std::string& path);
+
+struct PartitionLag {
+  std::string topic;
+  int32_t partition;
+  int64_t position;    // next offset to read (-1 unknown)
+  int64_t high_watermark;
+  int64_t lag() const { return position >= 0 && high_watermark >= 0 ? std::max<int64_t>(0, high_watermark - position) : -1; }
+};
+
+struct KafkaStats {
+  std::vector<PartitionLag> partitions;
+  uint64_t errors = 0;       // consumer errors (informational, non-fatal)
+  uint64_t rebalances = 0;
+  bool assigned = false;
+};
+
+class KafkaSource : public Source {
+ public:
+  // Throws std::runtime_error with librdkafka's message on a bad property.
+  explicit KafkaSource(const Config& cfg);
+  ~KafkaSource() override;
+  bool run(Engine& engine, const std::atomic<bool>& stop) override;
+  std::string describe() const override;
+  KafkaStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gw

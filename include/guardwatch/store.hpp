@@ -1,0 +1,101 @@
+// aggregate: Observations -> series windows. A series is a label set; each keeps rings of time
+// buckets per tier (DESIGN §4) so any window, offset window or cohort is a merge of buckets.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "guardwatch/config.hpp"
+#include "guardwatch/extract.hpp"
+#include "guardwatch/metrics.hpp"
+#include "guardwatch/record.hpp"
+#include "guardwatch/sketch.hpp"
+
+namespace gw {
+
+struct PropAgg {
+  uint64_t trials = 0, successes = 0;
+  void merge(const PropAgg& o) { trials += o.trials; successes += o.successes; }
+  double ratio() const { return trials ? double(successes) / double(trials) : std::numeric_limits<double>::quiet_NaN(); }
+};
+
+struct DistAgg {
+  uint64_t count = 0;
+  double sum = 0, sumsq = 0;
+  double min = std::numeric_limits<double>::infinity();
+  double max = -std::numeric_limits<double>::infinity();
+  Sketch sketch;
+  void add(double v, int32_t key);
+  void merge(const DistAgg& o);
+  void clear();
+  double mean() const { return count ? sum / double(count) : std::numeric_limits<double>::quiet_NaN(); }
+  double variance() const;  // sample variance (n-1)
+};
+
+// The merged aggregates of one window of one series (or of several series).
+struct WindowAgg {
+  std::vector<PropAgg> props;  // indexed by metric id (only proportion ids used)
+  std::vector<DistAgg> dists;  // indexed by metric id (only distribution ids used)
+  uint64_t records = 0;
+  explicit WindowAgg(size_t metrics = 0) : props(metrics), dists(metrics) {}
+  void merge(const WindowAgg& o);
+};
+
+// Label values of a series: model, model_version, endpoint, variant, then dimensions.
+using LabelValues = std::vector<std::string>;
+
+struct Series {
+  LabelValues labels;
+  struct Bucket {
+    int64_t epoch = std::numeric_limits<int64_t>::min();  // start / resolution
+    uint64_t records = 0;
+    std::vector<PropAgg> props;
+    std::vector<DistAgg> dists;
+  };
+  std::vector<std::vector<Bucket>> tiers;  // [tier][slot]
+  int64_t last_ts_ms = 0;
+};
+
+class Store {
+ public:
+  Store(const Config& cfg, const MetricRegistry& metrics, std::vector<std::string> label_names);
+
+  // Finds or creates the series of a record's labels, applying the caps.
+  Series& series_for(const std::vector<std::string_view>& labels);
+  void add(Series& s, int64_t ts_ms, const Observation& obs);
+
+  // Window [end - length, end) (bucket-aligned in the finest tier that retains it).
+  WindowAgg query(const Series& s, int64_t end_ms, int64_t length_ms) const;
+
+  const std::vector<std::string>& label_names() const { return label_names_; }
+  const std::vector<std::unique_ptr<Series>>& series() const { return series_; }
+  size_t metric_count() const { return metrics_.size(); }
+  int64_t retention_ms() const;
+  // Folded label values, per label name, since start.
+  const std::vector<uint64_t>& folded() const { return folded_; }
+  uint64_t folded_global() const { return folded_global_; }
+  size_t memory_bytes() const;  // approximate, for benchmarks and docs
+  static constexpr const char* kOther = "__other__";
+
+ private:
+  const Config& cfg_;
+  const MetricRegistry& metrics_;
+  std::vector<std::string> label_names_;
+  std::vector<uint32_t> caps_;
+  std::vector<std::unordered_set<std::string>> seen_values_;
+  std::vector<uint64_t> folded_;
+  uint64_t folded_global_ = 0;
+  std::unordered_map<std::string, Series*> index_;
+  std::vector<std::unique_ptr<Series>> series_;
+  Series* other_ = nullptr;
+  std::string key_;  // reused lookup buffer
+  std::vector<std::string_view> capped_;
+  std::vector<int32_t> keys_;  // per-metric sketch keys of the current observation
+};
+
+}  // namespace gw
