@@ -165,7 +165,10 @@ WindowAgg Store::query(const Series& s, int64_t end_ms, int64_t length_ms) const
   int64_t e_end = (end_ms - 1) >= 0 ? (end_ms - 1) / sp.resolution_ms : (end_ms - sp.resolution_ms) / sp.resolution_ms;
   int64_t n = std::max<int64_t>(1, (length_ms + sp.resolution_ms - 1) / sp.resolution_ms);
   const auto& ring = s.tiers[t];
-  for (int64_t e = e_end - n + 1; e <= e_end; ++e) {
+  // Slots not yet overwritten still hold epochs older than the ring's reach: skip those.
+  int64_t newest = s.last_ts_ms >= 0 ? s.last_ts_ms / sp.resolution_ms : (s.last_ts_ms - sp.resolution_ms + 1) / sp.resolution_ms;
+  int64_t oldest = newest - int64_t(sp.slots) + 1;
+  for (int64_t e = std::max(e_end - n + 1, oldest); e <= e_end; ++e) {
     const auto& b = ring[size_t(((e % sp.slots) + sp.slots) % sp.slots)];
     if (b.epoch != e) continue;
     w.records += b.records;

@@ -164,11 +164,12 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
   auto section = [&](const char* name) -> YAML::Node {
     const YAML::Node& n = root;
     YAML::Node s = n[name];
-    if (s.IsDefined() && !s.IsNull() && !s.IsMap()) {
+    if (!s.IsDefined()) return YAML::Node();
+    if (!s.IsNull() && !s.IsMap()) {
       rd.error(s, name, "expected a mapping");
       return YAML::Node();
     }
-    if (s.IsDefined() && s.IsMap()) rd.check_keys(s, name);
+    if (s.IsMap()) rd.check_keys(s, name);
     return s;
   };
   if (const YAML::Node& n = root["listen"]; n.IsDefined())

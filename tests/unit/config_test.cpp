@@ -1,0 +1,82 @@
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+
+#include "guardwatch/config.hpp"
+
+using namespace gw;
+
+TEST_SUITE("unit") {
+TEST_CASE("config: defaults without a file") {
+  auto r = config_from_yaml("", "");
+  REQUIRE(r.ok());
+  CHECK(r.config.preset == "flat");
+  CHECK(r.config.listen == "127.0.0.1:9464");
+  CHECK(r.config.report_windows.size() == 4);
+  CHECK(r.config.kafka_properties.at("group.id") == "guardwatch");
+  // enough history for a 2h window one day ago
+  CHECK(r.config.tiers.back().retention_ms() >= 26 * 3'600'000LL);
+}
+
+TEST_CASE("config: errors name file, line, column and key; all are collected") {
+  auto r = config_from_yaml(
+      "listen: 127.0.0.1:1\n"
+      "input:\n"
+      "  preset: nope\n"
+      "  fields: {respnse: /x}\n"
+      "windows:\n"
+      "  allowed_lateness: soon\n"
+      "serie: {}\n",
+      "gw.yaml");
+  REQUIRE(r.errors.size() == 4);
+  CHECK(r.errors[0].str().rfind("gw.yaml:7:1: serie: unknown key", 0) == 0);
+  bool preset = false, field = false, lateness = false;
+  for (auto& e : r.errors) {
+    if (e.key == "input.preset") preset = e.line == 3 && e.message.find("known: flat, openai") != std::string::npos;
+    if (e.key == "input.fields.respnse") field = e.line == 4 && e.message.find("response") != std::string::npos;
+    if (e.key == "windows.allowed_lateness") lateness = e.line == 6 && e.column == 21;
+  }
+  CHECK(preset);
+  CHECK(field);
+  CHECK(lateness);
+}
+
+TEST_CASE("config: YAML syntax errors have a position") {
+  auto r = config_from_yaml("input: [unclosed\n", "bad.yaml");
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].line >= 1);
+  CHECK(r.errors[0].message.find("YAML syntax error") == 0);
+}
+
+TEST_CASE("config: kafka properties pass through with ${ENV} expansion") {
+  setenv("GW_TEST_SECRET", "s3cret", 1);
+  auto r = config_from_yaml(
+      "kafka:\n  topics: [a, b]\n  properties:\n    sasl.password: ${GW_TEST_SECRET}\n"
+      "    bootstrap.servers: ${GW_TEST_UNSET_BROKERS:-localhost:9092}\n    fetch.max.bytes: 1048576\n",
+      "k.yaml");
+  REQUIRE(r.ok());
+  CHECK(r.config.kafka_topics == std::vector<std::string>{"a", "b"});
+  CHECK(r.config.kafka_properties.at("sasl.password") == "s3cret");
+  CHECK(r.config.kafka_properties.at("bootstrap.servers") == "localhost:9092");
+  CHECK(r.config.kafka_properties.at("fetch.max.bytes") == "1048576");
+  auto bad = config_from_yaml("kafka: {properties: {sasl.password: '${GW_TEST_NOT_SET_AT_ALL}'}}", "k.yaml");
+  REQUIRE(bad.errors.size() == 1);
+  CHECK(bad.errors[0].message.find("GW_TEST_NOT_SET_AT_ALL") != std::string::npos);
+}
+
+TEST_CASE("config: windows longer than the retained history are errors") {
+  auto r = config_from_yaml("windows: {report: [1m, 2d]}", "w.yaml");
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].key == "windows.report");
+}
+
+TEST_CASE("durations") {
+  CHECK(parse_duration("90s") == 90'000);
+  CHECK(parse_duration("1h30m") == 5'400'000);
+  CHECK(parse_duration("250ms") == 250);
+  CHECK(parse_duration("1d") == 86'400'000);
+  CHECK_FALSE(parse_duration("5 minutes"));
+  CHECK_FALSE(parse_duration("m"));
+  CHECK(format_duration(5'400'000) == "1h30m");
+}
+}

@@ -1,0 +1,101 @@
+#include <doctest/doctest.h>
+
+#include "guardwatch/decode.hpp"
+#include "helpers.hpp"
+
+using namespace gw;
+
+TEST_SUITE("unit") {
+TEST_CASE("decode: flat preset reads every field") {
+  Config cfg = gwtest::default_config();
+  FieldSet fs(cfg);
+  Decoder d(fs, cfg.max_record_bytes);
+  Record r;
+  auto res = d.decode(R"({"ts":"2026-11-26T06:00:00.123Z","request_id":"r-91","model":"gpt-x","model_version":"2026-11-20",
+    "endpoint":"chat","variant":"candidate","latency_ms":1234,"ttft_ms":210,"prompt_tokens":512,
+    "completion_tokens":180,"finish_reason":"stop","status":"ok","response":"hi \"there\"\n","judge_score":0.82,"user_feedback":-1,
+    "unused":{"deep":[1,2,{"x":"y"}]}})", r);
+  REQUIRE(res.outcome == Outcome::kApplied);
+  CHECK(r[kTs].str == "2026-11-26T06:00:00.123Z");
+  CHECK(r[kRequestId].str == "r-91");
+  CHECK(r[kModel].str == "gpt-x");
+  CHECK(r[kVariant].str == "candidate");
+  CHECK(r[kLatencyMs].num == 1234);
+  CHECK(r[kCompletionTokens].num == 180);
+  CHECK(r[kStatus].str == "ok");
+  CHECK(r[kResponse].str == "hi \"there\"\n");
+  CHECK(r[kUserFeedback].num == -1);
+  CHECK(r[kJudgeScore].num == doctest::Approx(0.82));
+  CHECK_FALSE(r[kCostUsd].present());
+}
+
+TEST_CASE("decode: openai preset reads nested choices and usage") {
+  Config cfg = gwtest::config("input: {preset: openai}");
+  FieldSet fs(cfg);
+  Decoder d(fs, cfg.max_record_bytes);
+  Record r;
+  auto res = d.decode(R"({"timestamp":1795672800123,"request_id":"abc","endpoint":"/v1/chat/completions","latency_ms":800,"status":200,
+    "request":{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]},
+    "response":{"id":"chatcmpl-1","model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"length"}],
+                "usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}},
+    "metadata":{"variant":"control"}})", r);
+  REQUIRE(res.outcome == Outcome::kApplied);
+  CHECK(r[kModel].str == "gpt-4o");
+  CHECK(r[kModelVersion].str == "gpt-4o-2024-08-06");
+  CHECK(r[kResponse].str == "Hello!");
+  CHECK(r[kFinishReason].str == "length");
+  CHECK(r[kPromptTokens].num == 9);
+  CHECK(r[kCompletionTokens].num == 12);
+  CHECK(r[kVariant].str == "control");
+  CHECK(r[kStatus].num == 200);
+}
+
+TEST_CASE("decode: JSON pointer overrides and dimensions") {
+  Config cfg = gwtest::config(R"(input: {fields: {response: "/out/text", ts: "/time"}, dimensions: {region: "/meta/region", tier: "/meta/a~1b"}})");
+  FieldSet fs(cfg);
+  Decoder d(fs, cfg.max_record_bytes);
+  Record r;
+  REQUIRE(d.decode(R"({"time":1795672800,"out":{"text":"yo"},"response":"ignored","meta":{"region":"eu","a/b":7}})", r).outcome == Outcome::kApplied);
+  CHECK(r[kResponse].str == "yo");
+  CHECK(r[kTs].num == 1795672800);
+  REQUIRE(fs.dimension_ids().size() == 2);
+  CHECK(r[fs.dimension_ids()[0]].str == "eu");
+  CHECK(r[fs.dimension_ids()[1]].str == "7");
+}
+
+TEST_CASE("decode: every malformed class is classified, and the decoder keeps working") {
+  Config cfg = gwtest::config("input: {max_record_bytes: 200}");
+  FieldSet fs(cfg);
+  Decoder d(fs, cfg.max_record_bytes);
+  Record r;
+  CHECK(d.decode("", r).outcome == Outcome::kEmpty);
+  CHECK(d.decode("   \r\n", r).outcome == Outcome::kEmpty);
+  CHECK(d.decode("{not json", r).outcome == Outcome::kInvalidJson);
+  CHECK(d.decode("[1,2,3]", r).outcome == Outcome::kInvalidJson);
+  CHECK(d.decode(R"({"ts":1} trailing)", r).outcome == Outcome::kInvalidJson);
+  CHECK(d.decode(std::string(300, ' ') + "{}" + std::string(300, 'x'), r).outcome == Outcome::kOversized);
+  CHECK(d.decode("{\"response\":\"bad \xff\xfe utf8\"}", r).outcome == Outcome::kInvalidUtf8);
+  CHECK(d.decode(R"({"latency_ms":"fast"})", r).outcome == Outcome::kWrongType);
+  CHECK(d.decode(R"({"model":{"name":"x"}})", r).outcome == Outcome::kWrongType);
+  CHECK(d.decode(R"({"response":42})", r).outcome == Outcome::kWrongType);
+  std::string deep = std::string(150, '[') + std::string(150, ']');
+  CHECK(d.decode("{\"x\":" + deep.substr(0, 120) + "}", r).outcome == Outcome::kInvalidJson);
+  // still fine afterwards
+  CHECK(d.decode(R"({"ts":1795672800,"model":"m","latency_ms":null})", r).outcome == Outcome::kApplied);
+  CHECK(r[kLatencyMs].type == FieldValue::kNull);
+}
+
+TEST_CASE("decode: RFC 3339 timestamps") {
+  int64_t ms = 0;
+  REQUIRE(parse_rfc3339("2026-11-26T06:00:00.123Z", ms));
+  CHECK(ms == 1795672800123);
+  REQUIRE(parse_rfc3339("2026-11-26T08:00:00+02:00", ms));
+  CHECK(ms == 1795672800000);
+  REQUIRE(parse_rfc3339("2026-11-26 06:00:00.1234567z", ms));
+  CHECK(ms == 1795672800123);
+  CHECK_FALSE(parse_rfc3339("2026-13-26T06:00:00Z", ms));
+  CHECK_FALSE(parse_rfc3339("yesterday", ms));
+  CHECK_FALSE(parse_rfc3339("2026-11-26T06:00:00", ms));
+  CHECK(format_rfc3339(1795672800123) == "2026-11-26T06:00:00.123Z");
+}
+}

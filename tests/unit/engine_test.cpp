@@ -1,0 +1,69 @@
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+
+#include "guardwatch/engine.hpp"
+#include "guardwatch/export.hpp"
+#include "helpers.hpp"
+
+using namespace gw;
+
+namespace {
+std::string rec(int64_t ts_s, const char* model, const char* response, int latency = 500) {
+  return fmt::format(R"({{"ts":{},"model":"{}","endpoint":"chat","variant":"control","latency_ms":{},"status":"ok","response":"{}"}})",
+                     ts_s, model, latency, response);
+}
+}  // namespace
+
+TEST_SUITE("unit") {
+TEST_CASE("engine: counts outcomes, applies good records and keeps going after bad ones") {
+  Config cfg = gwtest::default_config();
+  Engine e(cfg);
+  int64_t t = 1'795'672'800;
+  CHECK(e.ingest(rec(t, "a", "I can't help with that."), {}) == Outcome::kApplied);
+  CHECK(e.ingest("garbage", {}) == Outcome::kInvalidJson);
+  CHECK(e.ingest(rec(t + 1, "a", "See https://x.org"), {}) == Outcome::kApplied);
+  CHECK(e.ingest(R"({"ts":"not a time","model":"a"})", {}) == Outcome::kBadTimestamp);
+  CHECK(e.ingest(R"({"ts":99,"model":"a"})", {}) == Outcome::kBadTimestamp);
+  CHECK(e.ingest(rec(t + 2, "a", "ok", -3), {}) == Outcome::kInvalidValue);
+  // late: more than allowed_lateness (2m) behind the newest event
+  CHECK(e.ingest(rec(t + 600, "a", "fine"), {}) == Outcome::kApplied);
+  CHECK(e.ingest(rec(t + 400, "a", "fine"), {}) == Outcome::kLate);
+  CHECK(e.ingest(rec(t + 500, "a", "fine"), {}) == Outcome::kApplied);
+  CHECK(e.outcome_count(Outcome::kApplied) == 4);
+  CHECK(e.outcome_count(Outcome::kLate) == 1);
+  CHECK(e.records_seen() == 9);
+
+  auto report = window_report(e, e.max_event_ms() + 1);
+  REQUIRE(report["series"].size() == 1);
+  auto& w1h = report["series"][0]["windows"]["1h"];
+  CHECK(w1h["records"] == 4);
+  CHECK(w1h["metrics"]["refusal"]["successes"] == 1);
+  CHECK(w1h["metrics"]["citation"]["successes"] == 1);
+  CHECK(w1h["metrics"]["latency"]["count"] == 4);
+}
+
+TEST_CASE("engine: future timestamps are rejected in live mode only") {
+  Config cfg = gwtest::default_config();
+  int64_t now = 1'795'672'800'000;
+  Engine live(cfg, [now] { return now; });
+  CHECK(live.ingest(rec(now / 1000 + 3600, "a", "x"), {}) == Outcome::kBadTimestamp);
+  CHECK(live.ingest(rec(now / 1000 + 60, "a", "x"), {}) == Outcome::kApplied);
+  Engine replay(cfg);
+  CHECK(replay.ingest(rec(now / 1000 + 3600, "a", "x"), {}) == Outcome::kApplied);
+}
+
+TEST_CASE("engine: prometheus exposition has the window families") {
+  Config cfg = gwtest::default_config();
+  Engine e(cfg);
+  for (int i = 0; i < 10; ++i) e.ingest(rec(1'795'672'800 + i, "m", i < 3 ? "I must decline." : "Sure!", 100 * (i + 1)), {});
+  EngineCollector c(e, [&] { return e.max_event_ms() + 1; });
+  std::string text = serialize_metrics({&c});
+  CHECK(text.find("guardwatch_refusal_ratio{model=\"m\",model_version=\"\",endpoint=\"chat\",variant=\"control\",window=\"5m\"} 0.3") != std::string::npos);
+  CHECK(text.find("guardwatch_records_total{outcome=\"applied\"} 10") != std::string::npos);
+  CHECK(text.find("guardwatch_request_latency_seconds{model=\"m\"") != std::string::npos);
+  CHECK(text.find("guardwatch_request_latency_mean_seconds{") != std::string::npos);
+  CHECK(text.find("quantile=\"0.95\"") != std::string::npos);
+  CHECK(text.find("guardwatch_window_samples{") != std::string::npos);
+}
+}

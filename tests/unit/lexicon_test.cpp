@@ -1,0 +1,157 @@
+#include <doctest/doctest.h>
+
+#include "guardwatch/engine.hpp"
+#include "guardwatch/extract.hpp"
+#include "helpers.hpp"
+
+using namespace gw;
+
+namespace {
+struct Lex {
+  Config cfg = gwtest::default_config();
+  std::unique_ptr<Matcher> m;
+  Lex() {
+    std::vector<ConfigError> errs;
+    m = build_matcher(cfg, errs);
+    REQUIRE(errs.empty());
+    REQUIRE(m);
+  }
+  bool has(std::string_view text, uint16_t group) {
+    std::vector<uint32_t> hits;
+    m->scan(text, hits);
+    for (auto id : hits)
+      if (m->pattern(id).group == group) return true;
+    return false;
+  }
+  bool refusal(std::string_view t) { return has(t, kRefusal); }
+  bool citation(std::string_view t) { return has(t, kCitation); }
+};
+Lex& lex() {
+  static Lex l;
+  return l;
+}
+}  // namespace
+
+TEST_SUITE("unit") {
+TEST_CASE("lexicon: English refusals of current models") {
+  const char* yes[] = {
+      "I can't help with that.",
+      "I cannot help with that request.",
+      "Sorry, I can't assist with that.",
+      "I’m sorry, but I can’t help with this.",
+      "I'm sorry, but I cannot provide instructions for making weapons.",
+      "I'm not able to help with that.",
+      "I am unable to provide that information.",
+      "As an AI language model, I cannot browse the internet.",
+      "As an AI, I don't have personal opinions, and I can't take sides.",
+      "I must decline this request.",
+      "I have to respectfully decline.",
+      "I apologize, but I won't be able to do that.",
+      "I won't help with creating malware.",
+      "I'm not comfortable helping with that.",
+      "This request violates our usage policies.",
+      "I can’t assist.",
+  };
+  for (auto t : yes) {
+    CAPTURE(t);
+    CHECK(lex().refusal(t));
+  }
+}
+
+TEST_CASE("lexicon: refusals in German, French, Spanish, Portuguese, Italian, Chinese, Japanese") {
+  const char* yes[] = {
+      "Es tut mir leid, aber ich kann Ihnen dabei nicht helfen.",
+      "Ich muss diese Anfrage leider ablehnen.",
+      "Je suis désolé, mais je ne peux pas vous aider avec cela.",
+      "Je ne peux pas répondre à cette demande.",
+      "Lo siento, pero no puedo ayudarte con eso.",
+      "No puedo proporcionar esa información.",
+      "Desculpe, mas não posso ajudar com isso.",
+      "Mi dispiace, ma non posso aiutarti con questa richiesta.",
+      "抱歉，我无法帮助你完成这个请求。",
+      "我不能提供这方面的信息。",
+      "申し訳ありませんが、そのご依頼にはお応えできません。",
+      "そのリクエストにはお手伝いできません。",
+  };
+  for (auto t : yes) {
+    CAPTURE(t);
+    CHECK(lex().refusal(t));
+  }
+}
+
+TEST_CASE("lexicon: hard negatives are not refusals") {
+  const char* no[] = {
+      "I can't wait to see what you build! Here is the code.",
+      "I can't help but notice the loop never ends; here's a fix.",
+      "I'm sorry to hear that. Here's how you can reset your password: ...",
+      "Sorry for the confusion! The answer is 42.",
+      "As an AI assistant, I find this question fascinating. Let's dig in.",
+      "Here is the function:\n```python\n# I can't help with that\nprint('I cannot provide a value')\n```\nIt prints a message.",
+      "Use `I can't help with that` as the fallback string in your bot.",
+      "You cannot use a null pointer here; I can show you how to check it.",
+      "Nothing I can't handle: the migration finished in 3 minutes.",
+      "Ich kann dir gerne dabei helfen!",
+      "No problem, puedo ayudarte con eso.",
+  };
+  for (auto t : no) {
+    CAPTURE(t);
+    CHECK_FALSE(lex().refusal(t));
+  }
+}
+
+TEST_CASE("lexicon: a refusal phrase deep in a long answer does not count") {
+  std::string t(1000, 'a');
+  t += " The bot then replied: I can't help with that.";
+  CHECK_FALSE(lex().refusal(t));
+}
+
+TEST_CASE("lexicon: citations") {
+  const char* yes[] = {
+      "See https://en.wikipedia.org/wiki/Alignment for details.",
+      "According to the docs [1], it is safe.\n\n[1] Docs",
+      "More in [the guide](https://example.org/guide).",
+      "Sources:\n- Smith 2020",
+      "## References:\nA. Author",
+      "doi:10.1000/xyz123",
+      "Visit www.example.com today.",
+      "As shown in [2, 3], the effect holds.",
+  };
+  for (auto t : yes) {
+    CAPTURE(t);
+    CHECK(lex().citation(t));
+  }
+  const char* no[] = {
+      "No sources here, just an answer.",
+      "Use arr[0] in code:\n```\nx = arr[0]\n```",
+      "The value `a[1]` is the second element.",
+      "Email me at someone@example",
+      "This is a [note] in brackets.",
+  };
+  for (auto t : no) {
+    CAPTURE(t);
+    CHECK_FALSE(lex().citation(t));
+  }
+}
+
+TEST_CASE("lexicon: a bad regex is reported with file, line and pattern name") {
+  std::string path = std::string(GW_SOURCE_DIR) + "/build-test-bad-lexicon.yaml";
+  {
+    FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs("patterns:\n  - name: ok\n    regex: 'fine'\n  - name: broken\n    regex: '(unclosed'\n", f);
+    std::fclose(f);
+  }
+  LexiconSpec spec;
+  auto errs = load_lexicon(path, kRefusal, spec);
+  std::remove(path.c_str());
+  REQUIRE(errs.size() == 1);
+  CHECK(errs[0].line == 5);
+  CHECK(errs[0].key == "patterns[1].regex");
+  CHECK(errs[0].message.find("broken") != std::string::npos);
+}
+
+TEST_CASE("text: utf8 length and word count") {
+  CHECK(utf8_length("héllo 世界") == 8);
+  CHECK(word_count("  one two\tthree\n\nfour ") == 4);
+  CHECK(word_count("") == 0);
+}
+}

@@ -1,0 +1,82 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "guardwatch/store.hpp"
+#include "helpers.hpp"
+
+using namespace gw;
+
+namespace {
+constexpr int64_t T0 = 1'795'672'800'000;  // 2026-11-26T06:00:00Z, minute-aligned
+
+Observation obs(const MetricRegistry& reg, bool refusal, double latency_s) {
+  Observation o;
+  o.values.assign(reg.size(), std::nan(""));
+  o.values[kRefusal] = refusal;
+  o.values[kLatency] = latency_s;
+  return o;
+}
+}  // namespace
+
+TEST_SUITE("unit") {
+TEST_CASE("store: windows merge buckets and expire old ones") {
+  Config cfg = gwtest::default_config();
+  MetricRegistry reg;
+  Store st(cfg, reg, {"model", "model_version", "endpoint", "variant"});
+  Series& s = st.series_for({"m", "v1", "chat", "control"});
+  // 10 minutes, one record per second; refusals in minute 9 only.
+  for (int i = 0; i < 600; ++i) st.add(s, T0 + i * 1000, obs(reg, i >= 540, 1.0 + (i % 60) / 100.0));
+  int64_t end = T0 + 600'000;
+  WindowAgg w1 = st.query(s, end, 60'000);
+  CHECK(w1.records == 60);
+  CHECK(w1.props[kRefusal].successes == 60);
+  CHECK(w1.props[kRefusal].ratio() == 1.0);
+  WindowAgg w5 = st.query(s, end, 300'000);
+  CHECK(w5.records == 300);
+  CHECK(w5.props[kRefusal].ratio() == doctest::Approx(0.2));
+  CHECK(w5.dists[kLatency].count == 300);
+  CHECK(w5.dists[kLatency].min == doctest::Approx(1.0));
+  CHECK(w5.dists[kLatency].max == doctest::Approx(1.59));
+  // An offset window: minutes 2-3.
+  WindowAgg off = st.query(s, T0 + 240'000, 120'000);
+  CHECK(off.records == 120);
+  CHECK(off.props[kRefusal].successes == 0);
+  // Long after: the fine tier has wrapped; the 1m window is empty, the data lives in the coarse tier.
+  Observation late = obs(reg, false, 2.0);
+  st.add(s, T0 + 3 * 3'600'000, late);
+  CHECK(st.query(s, T0 + 3 * 3'600'000 + 1, 60'000).records == 1);
+  WindowAgg old = st.query(s, T0 + 900'000, 900'000);  // answered from 15m buckets
+  CHECK(old.records == 600);
+  CHECK(old.props[kRefusal].successes == 60);
+  // Beyond the retention (27h) everything is gone.
+  st.add(s, T0 + 30 * 3'600'000, late);
+  CHECK(st.query(s, T0 + 900'000, 900'000).records == 0);
+}
+
+TEST_CASE("store: cardinality caps fold into __other__ and count") {
+  Config cfg = gwtest::config("series: {max_values_per_label: 3, max_series: 5, label_caps: {variant: 1}}");
+  MetricRegistry reg;
+  Store st(cfg, reg, {"model", "model_version", "endpoint", "variant"});
+  std::vector<std::string> names;
+  for (int i = 0; i < 1000; ++i) names.push_back("model-" + std::to_string(i));
+  for (auto& n : names) st.add(st.series_for({n, "v", "chat", "a"}), T0, obs(reg, false, 1));
+  // 3 distinct models kept, the rest folded into one __other__ series.
+  CHECK(st.series().size() == 4);
+  CHECK(st.folded()[0] == 997);
+  Series& other = st.series_for({"model-999", "v", "chat", "a"});
+  CHECK(other.labels[0] == Store::kOther);
+  CHECK(st.query(other, T0 + 1, 60'000).records == 997);
+  // A second variant value exceeds the per-label cap of 1.
+  Series& v2 = st.series_for({"model-0", "v", "chat", "b"});
+  CHECK(v2.labels[3] == Store::kOther);
+  CHECK(st.folded()[3] == 1);
+  // The global cap (5) folds whole label sets.
+  st.series_for({"model-1", "v", "chat", "a"});
+  st.series_for({"model-2", "v", "chat", "a"});
+  Series& g = st.series_for({"model-0", "v", "other-endpoint", "a"});
+  CHECK(st.series().size() <= 6);
+  CHECK(g.labels[0] == Store::kOther);
+  CHECK(st.folded_global() >= 1);
+}
+}
