@@ -11,6 +11,8 @@
 #include "guardwatch/config.hpp"
 #include "guardwatch/engine.hpp"
 #include "guardwatch/export.hpp"
+#include "guardwatch/generate.hpp"
+#include "guardwatch/producer.hpp"
 #include "guardwatch/http.hpp"
 #include "guardwatch/log.hpp"
 #include "guardwatch/source.hpp"
@@ -185,6 +187,71 @@ int cmd_run(const Common& c) {
   return rc;
 }
 
+struct GenOptions {
+  std::string scenario, output = "-", brokers, topic;
+  int partitions = 3;
+  uint64_t count = 0;
+  int64_t seed = -1;
+  std::string duration;
+};
+
+int cmd_generate(const GenOptions& g) {
+  Scenario sc = default_scenario();
+  if (!g.scenario.empty()) {
+    auto errs = load_scenario(g.scenario, sc);
+    if (!errs.empty()) {
+      for (auto& e : errs) std::fprintf(stderr, "%s\n", e.str().c_str());
+      return 1;
+    }
+  }
+  if (g.seed >= 0) sc.seed = uint64_t(g.seed);
+  if (!g.duration.empty()) {
+    auto d = parse_duration(g.duration);
+    if (!d) {
+      std::fprintf(stderr, "guardwatch generate: --duration: not a duration: %s\n", g.duration.c_str());
+      return 2;
+    }
+    sc.duration_ms = *d;
+  }
+  if (g.count) sc.duration_ms = std::numeric_limits<int64_t>::max() / 4;
+  Generator gen(sc);
+  GeneratedRecord rec;
+  std::unique_ptr<KafkaProducer> producer;
+  FILE* out = nullptr;
+  if (!g.topic.empty()) {
+    std::map<std::string, std::string> props{{"bootstrap.servers", g.brokers.empty() ? "127.0.0.1:9092" : g.brokers}};
+    producer = std::make_unique<KafkaProducer>(props, g.topic);
+    if (auto e = producer->ensure_topic(g.partitions); !e.empty()) {
+      std::fprintf(stderr, "guardwatch generate: %s\n", e.c_str());
+      return 1;
+    }
+  } else {
+    out = g.output == "-" ? stdout : std::fopen(g.output.c_str(), "wb");
+    if (!out) {
+      std::fprintf(stderr, "guardwatch generate: cannot write %s\n", g.output.c_str());
+      return 1;
+    }
+  }
+  std::vector<std::string> keys;
+  for (auto& s : sc.series) keys.push_back(s.labels["model"] + "/" + s.labels["endpoint"]);
+  while ((!g.count || gen.produced() < g.count) && gen.next(rec)) {
+    if (producer) {
+      producer->produce(keys[rec.series], rec.json);
+    } else {
+      rec.json += '\n';
+      std::fwrite(rec.json.data(), 1, rec.json.size(), out);
+    }
+  }
+  if (producer) {
+    uint64_t failed = producer->flush();
+    log::info("produced {} records to {} ({} failed)", gen.produced(), g.topic, failed);
+    return failed ? 1 : 0;
+  }
+  if (out != stdout) std::fclose(out);
+  else std::fflush(stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -209,6 +276,16 @@ int main(int argc, char** argv) {
   add_common(extract, true);
   auto* check = app.add_subcommand("check", "Validate the config, lexicons and rules; exit 0 when valid, 1 otherwise");
   add_common(check, false);
+  GenOptions gen;
+  auto* generate = app.add_subcommand("generate", "Write deterministic synthetic inference logs (JSONL, or produce to a Kafka topic)");
+  generate->add_option("--scenario", gen.scenario, "scenario YAML (default: the built-in two-model scenario)");
+  generate->add_option("-o,--output", gen.output, "JSONL file, or - for stdout");
+  generate->add_option("--count", gen.count, "stop after this many records (overrides the duration)");
+  generate->add_option("--duration", gen.duration, "event time to cover, e.g. 30m (overrides the scenario)");
+  generate->add_option("--seed", gen.seed, "random seed (overrides the scenario)");
+  generate->add_option("--kafka-brokers", gen.brokers, "produce to Kafka at these brokers instead of writing JSONL");
+  generate->add_option("--topic", gen.topic, "Kafka topic (created when missing)");
+  generate->add_option("--partitions", gen.partitions, "partitions for a new topic");
   app.add_subcommand("config-reference", "Print the configuration reference (docs/configuration.md)");
 
   try {
@@ -222,6 +299,7 @@ int main(int argc, char** argv) {
     if (replay->parsed()) return cmd_replay(c, report);
     if (extract->parsed()) return cmd_extract(c);
     if (check->parsed()) return cmd_check(c);
+    if (generate->parsed()) return cmd_generate(gen);
     if (app.got_subcommand("config-reference")) {
       std::cout << gw::config_reference_markdown();
       return 0;

@@ -32,8 +32,8 @@ std::unique_ptr<Matcher> build_matcher(const Config& cfg, std::vector<ConfigErro
   if (!e1.empty() || !e2.empty()) return nullptr;
   try {
     return std::make_unique<Matcher>(std::move(lex));
-  } catch (const std::exception& e) {
-    errors.push_back({"", 0, 0, "extract", e.what()});
+  } catch (const MatcherError& e) {
+    errors.push_back(e.error);
     return nullptr;
   }
 }

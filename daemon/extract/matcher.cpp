@@ -12,7 +12,13 @@
 namespace gw {
 
 struct Matcher::Impl {
-  hs_database_t* db = nullptr;
+  // One database per distinct scan limit: a lexicon limited to the first N characters (refusals)
+  // is scanned over those only, the rest over the whole text. Each is compiled once, at start.
+  struct Db {
+    uint32_t limit = 0;
+    hs_database_t* db = nullptr;
+  };
+  std::vector<Db> dbs;
   hs_scratch_t* scratch = nullptr;
   struct GroupOpts {
     uint32_t limit = 0;
@@ -26,12 +32,12 @@ struct Matcher::Impl {
   std::vector<Hit> hits;
   ~Impl() {
     if (scratch) hs_free_scratch(scratch);
-    if (db) hs_free_database(db);
+    for (auto& d : dbs) hs_free_database(d.db);
   }
 };
 
 namespace {
-constexpr unsigned kFlags = HS_FLAG_CASELESS | HS_FLAG_UTF8;
+constexpr unsigned kFlags = HS_FLAG_CASELESS;
 
 int on_match(unsigned int id, unsigned long long, unsigned long long to, unsigned int, void* ctx) {
   auto* impl = static_cast<Matcher::Impl*>(ctx);
@@ -86,37 +92,57 @@ Matcher::Matcher(std::vector<LexiconSpec> lexicons) : impl_(std::make_unique<Imp
       patterns_.push_back(q);
       impl_->pattern_opts.push_back({lex.scan_first_chars, lex.ignore_code});
     }
-  for (size_t i = 0; i < patterns_.size(); ++i) {
-    exprs.push_back(patterns_[i].regex.c_str());
-    // Without code exclusion the first match is all we need.
-    flags.push_back(kFlags | (impl_->pattern_opts[i].ignore_code ? 0u : unsigned(HS_FLAG_SINGLEMATCH)));
-    ids.push_back(unsigned(i));
+  std::vector<uint32_t> limits;
+  for (auto& o : impl_->pattern_opts)
+    if (std::find(limits.begin(), limits.end(), o.limit) == limits.end()) limits.push_back(o.limit);
+  for (uint32_t limit : limits) {
+    exprs.clear();
+    flags.clear();
+    ids.clear();
+    for (size_t i = 0; i < patterns_.size(); ++i) {
+      if (impl_->pattern_opts[i].limit != limit) continue;
+      exprs.push_back(patterns_[i].regex.c_str());
+      // Without code exclusion the first match is all we need.
+      flags.push_back(kFlags | (impl_->pattern_opts[i].ignore_code ? 0u : unsigned(HS_FLAG_SINGLEMATCH)));
+      ids.push_back(unsigned(i));
+    }
+    hs_database_t* db = nullptr;
+    hs_compile_error_t* err = nullptr;
+    if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), unsigned(exprs.size()), HS_MODE_BLOCK, nullptr, &db, &err) !=
+        HS_SUCCESS) {
+      std::string msg = err && err->message ? err->message : "compile error";
+      int bad = err ? err->expression : -1;
+      hs_free_compile_error(err);
+      if (bad < 0) throw MatcherError({"", 0, 0, "", msg});
+      const Pattern& p = patterns_[ids[size_t(bad)]];
+      ConfigError where = p.where;
+      where.message = "pattern \"" + p.name + "\": " + msg;
+      throw MatcherError(where);
+    }
+    impl_->dbs.push_back({limit, db});
+    if (hs_alloc_scratch(db, &impl_->scratch) != HS_SUCCESS) throw std::runtime_error("hs_alloc_scratch failed");
   }
-  if (exprs.empty()) return;
-  hs_compile_error_t* err = nullptr;
-  if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), unsigned(exprs.size()), HS_MODE_BLOCK, nullptr, &impl_->db, &err) !=
-      HS_SUCCESS) {
-    std::string msg = err && err->message ? err->message : "compile error";
-    int bad = err ? err->expression : -1;
-    hs_free_compile_error(err);
-    throw std::runtime_error(bad >= 0 ? "pattern \"" + patterns_[size_t(bad)].name + "\": " + msg : msg);
-  }
-  if (hs_alloc_scratch(impl_->db, &impl_->scratch) != HS_SUCCESS) throw std::runtime_error("hs_alloc_scratch failed");
 }
 
 Matcher::~Matcher() = default;
 
 void Matcher::scan(std::string_view text, std::vector<uint32_t>& out) {
-  if (!impl_->db || text.empty()) return;
+  if (text.empty()) return;
   impl_->hits.clear();
-  hs_scan(impl_->db, text.data(), unsigned(text.size()), 0, impl_->scratch, on_match, impl_.get());
+  for (auto& d : impl_->dbs) {
+    size_t len = text.size();
+    if (d.limit && len > d.limit) {
+      len = d.limit;  // a byte limit, widened to the end of a UTF-8 character
+      while (len < text.size() && (static_cast<unsigned char>(text[len]) & 0xC0) == 0x80) ++len;
+    }
+    hs_scan(d.db, text.data(), unsigned(len), 0, impl_->scratch, on_match, impl_.get());
+  }
   if (impl_->hits.empty()) return;
   std::vector<std::pair<size_t, size_t>> code;
   bool code_done = false;
   size_t first = out.size();
   for (auto& h : impl_->hits) {
     auto& o = impl_->pattern_opts[h.id];
-    if (o.limit && h.end > o.limit) continue;
     if (o.ignore_code) {
       if (!code_done) {
         code_ranges(text, code);
@@ -187,11 +213,9 @@ std::vector<ConfigError> load_lexicon(const std::string& path, uint16_t metric, 
       err(p, key, "expected {name: NAME, regex: REGEX}");
       continue;
     }
-    Pattern pat{p["name"].Scalar(), p["regex"].Scalar(), metric};
-    if (auto m = Matcher::check_regex(pat.regex); !m.empty()) {
-      err(p["regex"], key + ".regex", "pattern \"" + pat.name + "\": " + m);
-      continue;
-    }
+    // Regexes are checked when the matcher compiles them all at once (one compile is much
+    // cheaper than one per pattern); `where` lets that error name this file and line.
+    Pattern pat{p["name"].Scalar(), p["regex"].Scalar(), metric, {path, p["regex"].Mark().line + 1, p["regex"].Mark().column + 1, key + ".regex", ""}};
     out.patterns.push_back(std::move(pat));
   }
   return errs;

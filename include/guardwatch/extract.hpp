@@ -2,6 +2,7 @@
 #pragma once
 #include <cmath>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,7 @@ struct Pattern {
   std::string name;
   std::string regex;
   uint16_t group = 0;       // metric id the pattern counts toward
+  ConfigError where;        // file, line and key of the regex, for compile errors
 };
 
 struct LexiconSpec {
@@ -37,9 +39,15 @@ struct LexiconSpec {
 std::vector<ConfigError> load_lexicon(const std::string& path, uint16_t metric, LexiconSpec& out);
 
 // All patterns of all lexicons compiled into one Vectorscan database; scanned once per text.
+struct MatcherError : std::runtime_error {
+  ConfigError error;
+  explicit MatcherError(ConfigError e) : std::runtime_error(e.str()), error(std::move(e)) {}
+};
+
 class Matcher {
  public:
-  explicit Matcher(std::vector<LexiconSpec> lexicons);  // throws std::runtime_error on a bad regex
+  // Compiles every pattern at once; a bad regex throws MatcherError naming its file and line.
+  explicit Matcher(std::vector<LexiconSpec> lexicons);
   ~Matcher();
   Matcher(const Matcher&) = delete;
   Matcher& operator=(const Matcher&) = delete;
@@ -72,6 +80,11 @@ class Extractor {
 };
 
 // Counts of characters (UTF-8 code points) and whitespace-separated words.
+struct TextStats {
+  size_t chars = 0, words = 0;
+  bool blank = true;
+};
+TextStats text_stats(std::string_view s);
 size_t utf8_length(std::string_view s);
 size_t word_count(std::string_view s);
 

@@ -143,10 +143,16 @@ TEST_CASE("lexicon: a bad regex is reported with file, line and pattern name") {
   LexiconSpec spec;
   auto errs = load_lexicon(path, kRefusal, spec);
   std::remove(path.c_str());
-  REQUIRE(errs.size() == 1);
-  CHECK(errs[0].line == 5);
-  CHECK(errs[0].key == "patterns[1].regex");
-  CHECK(errs[0].message.find("broken") != std::string::npos);
+  REQUIRE(errs.empty());
+  try {
+    Matcher m({spec});
+    FAIL("a bad regex compiled");
+  } catch (const MatcherError& e) {
+    CHECK(e.error.file == path);
+    CHECK(e.error.line == 5);
+    CHECK(e.error.key == "patterns[1].regex");
+    CHECK(e.error.message.find("broken") != std::string::npos);
+  }
 }
 
 TEST_CASE("text: utf8 length and word count") {
