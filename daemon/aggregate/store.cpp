@@ -54,6 +54,8 @@ Store::Store(const Config& cfg, const MetricRegistry& metrics, std::vector<std::
   folded_.assign(label_names_.size(), 0);
   capped_.resize(label_names_.size());
   keys_.resize(metrics_.size());
+  for (size_t m = 0; m < metrics_.size(); ++m)
+    slot_.push_back(uint16_t(metrics_[m].kind == MetricKind::kProportion ? n_props_++ : n_dists_++));
 }
 
 int64_t Store::retention_ms() const { return cfg_.tiers.empty() ? 0 : cfg_.tiers.back().retention_ms(); }
@@ -129,9 +131,9 @@ void Store::add(Series& s, int64_t ts, const Observation& obs) {
       if (b.epoch > epoch) continue;  // older than this ring holds
       b.epoch = epoch;
       b.records = 0;
-      if (b.props.size() != nm) {
-        b.props.resize(nm);
-        b.dists.resize(nm);
+      if (b.props.size() != n_props_) {
+        b.props.resize(n_props_);
+        b.dists.resize(n_dists_);
       }
       for (auto& p : b.props) p = PropAgg{};
       for (auto& d : b.dists) d.clear();
@@ -141,10 +143,11 @@ void Store::add(Series& s, int64_t ts, const Observation& obs) {
       double v = obs.values[m];
       if (std::isnan(v)) continue;
       if (metrics_[m].kind == MetricKind::kProportion) {
-        ++b.props[m].trials;
-        b.props[m].successes += v != 0;
+        PropAgg& p = b.props[slot_[m]];
+        ++p.trials;
+        p.successes += v != 0;
       } else {
-        b.dists[m].add(v, keys_[m]);
+        b.dists[slot_[m]].add(v, keys_[m]);
       }
     }
   }
@@ -172,9 +175,10 @@ WindowAgg Store::query(const Series& s, int64_t end_ms, int64_t length_ms) const
     const auto& b = ring[size_t(((e % sp.slots) + sp.slots) % sp.slots)];
     if (b.epoch != e) continue;
     w.records += b.records;
-    for (size_t m = 0; m < b.props.size(); ++m) {
-      if (metrics_[m].kind == MetricKind::kProportion) w.props[m].merge(b.props[m]);
-      else w.dists[m].merge(b.dists[m]);
+    if (b.props.size() != n_props_) continue;
+    for (size_t m = 0; m < metrics_.size(); ++m) {
+      if (metrics_[m].kind == MetricKind::kProportion) w.props[m].merge(b.props[slot_[m]]);
+      else w.dists[m].merge(b.dists[slot_[m]]);
     }
   }
   return w;

@@ -39,7 +39,7 @@ struct Config {
   // windows
   std::vector<std::pair<std::string, int64_t>> report_windows = {
       {"1m", 60'000}, {"5m", 300'000}, {"15m", 900'000}, {"1h", 3'600'000}};
-  std::vector<TierSpec> tiers = {{60'000, 64}, {900'000, 108}};
+  std::vector<TierSpec> tiers = {{60'000, 64}, {1'800'000, 54}};
   int64_t allowed_lateness_ms = 120'000;
   int64_t max_future_ms = 300'000;  // live mode: records further ahead of the wall clock are rejected
 

@@ -1,8 +1,11 @@
 // A mergeable quantile sketch with relative-error guarantees (DDSketch, Masson et al. 2019):
 // every quantile it returns is within `alpha` (default 1%) of the true sample quantile.
+// Bins are 16-bit until one overflows, then 32-bit: most window buckets hold few samples per
+// bin, and memory per series is dominated by these bins.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace gw {
@@ -11,13 +14,20 @@ class Sketch {
  public:
   static constexpr double kAlpha = 0.01;
   static constexpr uint32_t kMaxBins = 2048;  // per sign; lowest bins collapse beyond this
+  static constexpr double kMinPositive = 1e-9;
 
   // The bin key of a value > 0; computed once and reused for every tier a value lands in.
   static int32_t key(double v);
   static double value_of(int32_t key);  // the bin's representative value
 
+  Sketch() = default;
+  Sketch(const Sketch& o);
+  Sketch& operator=(const Sketch& o);
+  Sketch(Sketch&&) noexcept = default;
+  Sketch& operator=(Sketch&&) noexcept = default;
+
   void add(double v) { add_key(v, v > kMinPositive ? key(v) : v < -kMinPositive ? key(-v) : 0); }
-  void add_key(double v, int32_t k);    // k = key(|v|), ignored for (near) zero values
+  void add_key(double v, int32_t k);  // k = key(|v|), ignored for (near) zero values
   void merge(const Sketch& o);
   void clear();
   uint64_t count() const { return count_; }
@@ -25,18 +35,30 @@ class Sketch {
   double quantile(double q) const;
   size_t memory_bytes() const;
 
-  static constexpr double kMinPositive = 1e-9;
-
  private:
-  struct Store {
-    int32_t offset = 0;             // key of bins[0]
-    std::vector<uint32_t> bins;
-    uint64_t total = 0;
+  class Bins {
+   public:
     void add(int32_t k, uint32_t n);
-    void merge(const Store& o);
-    void clear() { bins.clear(); total = 0; offset = 0; }
+    void merge(const Bins& o);
+    void clear();
+    bool empty() const { return size() == 0; }
+    size_t size() const { return wide_ ? w32_.size() : w16_.size(); }
+    uint32_t at(size_t i) const { return wide_ ? w32_[i] : w16_[i]; }
+    int32_t offset() const { return offset_; }
+    size_t memory_bytes() const { return w16_.capacity() * 2 + w32_.capacity() * 4; }
+
+   private:
+    void widen();
+    void resize_front(size_t extra);
+    void resize_back(size_t n);
+    void bump(size_t i, uint32_t n);
+    int32_t offset_ = 0;
+    bool wide_ = false;
+    std::vector<uint16_t> w16_;
+    std::vector<uint32_t> w32_;
   };
-  Store pos_, neg_;
+  Bins pos_;
+  std::unique_ptr<Bins> neg_;  // negative values are rare: allocated on first use
   uint64_t zero_ = 0;
   uint64_t count_ = 0;
 };

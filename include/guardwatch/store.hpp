@@ -54,8 +54,8 @@ struct Series {
   struct Bucket {
     int64_t epoch = std::numeric_limits<int64_t>::min();  // start / resolution
     uint64_t records = 0;
-    std::vector<PropAgg> props;
-    std::vector<DistAgg> dists;
+    std::vector<PropAgg> props;  // compact: one per proportion metric (Store::slot)
+    std::vector<DistAgg> dists;  // compact: one per distribution metric
   };
   std::vector<std::vector<Bucket>> tiers;  // [tier][slot]
   int64_t last_ts_ms = 0;
@@ -96,6 +96,8 @@ class Store {
   std::string key_;  // reused lookup buffer
   std::vector<std::string_view> capped_;
   std::vector<int32_t> keys_;  // per-metric sketch keys of the current observation
+  std::vector<uint16_t> slot_;  // metric id -> index in Bucket::props or Bucket::dists
+  size_t n_props_ = 0, n_dists_ = 0;
 };
 
 }  // namespace gw
