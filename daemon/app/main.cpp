@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "guardwatch/config.hpp"
+#include "guardwatch/decode.hpp"
 #include "guardwatch/engine.hpp"
 #include "guardwatch/export.hpp"
 #include "guardwatch/generate.hpp"
@@ -192,7 +193,7 @@ struct GenOptions {
   int partitions = 3;
   uint64_t count = 0;
   int64_t seed = -1;
-  std::string duration;
+  std::string duration, start;
 };
 
 int cmd_generate(const GenOptions& g) {
@@ -212,6 +213,19 @@ int cmd_generate(const GenOptions& g) {
       return 2;
     }
     sc.duration_ms = *d;
+  }
+  if (!g.start.empty()) {
+    int64_t ms;
+    if (g.start == "now") {
+      sc.start_ms = wall_ms();
+    } else if (g.start.rfind("now-", 0) == 0 && parse_duration(g.start.substr(4))) {
+      sc.start_ms = wall_ms() - *parse_duration(g.start.substr(4));
+    } else if (parse_rfc3339(g.start, ms)) {
+      sc.start_ms = ms;
+    } else {
+      std::fprintf(stderr, "guardwatch generate: --start: expected RFC 3339, now, or now-DURATION: %s\n", g.start.c_str());
+      return 2;
+    }
   }
   if (g.count) sc.duration_ms = std::numeric_limits<int64_t>::max() / 4;
   Generator gen(sc);
@@ -282,6 +296,7 @@ int main(int argc, char** argv) {
   generate->add_option("-o,--output", gen.output, "JSONL file, or - for stdout");
   generate->add_option("--count", gen.count, "stop after this many records (overrides the duration)");
   generate->add_option("--duration", gen.duration, "event time to cover, e.g. 30m (overrides the scenario)");
+  generate->add_option("--start", gen.start, "event time of the first record: RFC 3339, now, or now-DURATION (overrides the scenario)");
   generate->add_option("--seed", gen.seed, "random seed (overrides the scenario)");
   generate->add_option("--kafka-brokers", gen.brokers, "produce to Kafka at these brokers instead of writing JSONL");
   generate->add_option("--topic", gen.topic, "Kafka topic (created when missing)");

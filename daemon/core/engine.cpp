@@ -64,6 +64,23 @@ uint64_t Engine::records_seen() const {
   return n;
 }
 
+int64_t Engine::watermark_locked() const {
+  if (partitions_.empty()) return std::numeric_limits<int64_t>::min() / 2;
+  int64_t m = std::numeric_limits<int64_t>::max();
+  for (auto& p : partitions_) m = std::min(m, p.max_ms);
+  return m - cfg_.allowed_lateness_ms;
+}
+
+int64_t Engine::watermark_ms() const {
+  auto g = lock();
+  return watermark_locked();
+}
+
+void Engine::forget_partition(std::string_view topic, int32_t partition) {
+  auto g = lock();
+  std::erase_if(partitions_, [&](const PartitionClock& p) { return p.partition == partition && p.topic == topic; });
+}
+
 Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation* obs_out, Record** rec_out) {
   Record& r = rec_;
   r.pos = pos;
@@ -115,11 +132,20 @@ Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation
 
   {
     auto g = lock();
-    int64_t wm = max_event_ms() - cfg_.allowed_lateness_ms;
+    PartitionClock* pc = nullptr;
+    for (auto& p : partitions_)
+      if (p.partition == pos.partition && p.topic == pos.topic) pc = &p;
+    if (!pc) {
+      partitions_.push_back({std::string(pos.topic), pos.partition, ms});
+      pc = &partitions_.back();
+    }
+    // Late: behind this partition's own progress by more than the allowed lateness.
+    int64_t wm = pc->max_ms - cfg_.allowed_lateness_ms;
     if (ms < wm) {
       g.unlock();
       return reject(Outcome::kLate, "event time " + format_rfc3339(ms) + " is before the watermark " + format_rfc3339(wm));
     }
+    pc->max_ms = std::max(pc->max_ms, ms);
     if (ms > max_event_ms()) max_event_ms_.store(ms, std::memory_order_relaxed);
     static constexpr size_t kLabelFields[] = {kModel, kModelVersion, kEndpoint, kVariant};
     for (size_t i = 0; i < 4; ++i) {

@@ -41,11 +41,6 @@ ClientMetric counter(std::vector<ClientMetric::Label> labels, double v) {
   m.counter.value = v;
   return m;
 }
-std::string qstr(double q) {
-  std::ostringstream o;
-  o << q;
-  return o.str();
-}
 }  // namespace
 
 EngineCollector::EngineCollector(const Engine& engine, std::function<int64_t()> end_ms, std::function<KafkaStats()> kafka_stats)
@@ -97,15 +92,16 @@ std::vector<MetricFamily> EngineCollector::Collect() const {
   out.push_back(std::move(folded));
 
   // Window families: one per proportion, two per distribution, plus counts.
-  std::vector<MetricFamily> fams(reg.size()), means(reg.size());
+  // Distributions are summaries: quantiles from the window's sketch (<=1% relative error), and
+  // _sum and _count over the same window (so _sum/_count is the window mean). Unlike a client
+  // library's summary, _sum and _count cover the window, not the process lifetime.
+  std::vector<MetricFamily> fams(reg.size());
   for (size_t m = 0; m < reg.size(); ++m) {
     const MetricDef& d = reg[m];
-    if (d.kind == MetricKind::kProportion) {
+    if (d.kind == MetricKind::kProportion)
       fams[m] = family(d.prom_name, d.help + " Over the window named by `window`.", MetricType::Gauge);
-    } else {
-      fams[m] = family(d.prom_name, d.help + " Quantile over the window named by `window` (DDSketch, <=1% relative error).", MetricType::Gauge);
-      means[m] = family(d.mean_name(), d.help + " Mean over the window named by `window`.", MetricType::Gauge);
-    }
+    else
+      fams[m] = family(d.prom_name, d.help + " Over the window named by `window`: quantiles, _sum and _count.", MetricType::Summary);
   }
   auto samples = family("window_samples", "Observations of `metric` in the window (the sample count behind ratios and quantiles).", MetricType::Gauge);
   auto recs = family("window_records", "Records applied to the series in the window.", MetricType::Gauge);
@@ -133,22 +129,19 @@ std::vector<MetricFamily> EngineCollector::Collect() const {
         } else {
           const DistAgg& da = w.dists[m];
           if (!da.count) continue;
-          for (double q : kQuantiles) {
-            auto lq = lw;
-            lq.push_back({"quantile", qstr(q)});
-            fams[m].metric.push_back(gauge(lq, da.sketch.quantile(q)));
-          }
-          means[m].metric.push_back(gauge(lw, da.mean()));
+          ClientMetric sm;
+          sm.label = lw;
+          sm.summary.sample_count = da.count;
+          sm.summary.sample_sum = da.sum;
+          for (double q : kQuantiles) sm.summary.quantile.push_back({q, da.sketch.quantile(q)});
+          fams[m].metric.push_back(std::move(sm));
           samples.metric.push_back(gauge(lm, double(da.count)));
           if (m == kCost) cost.metric.push_back(gauge(lw, da.sum));
         }
       }
     }
   }
-  for (size_t m = 0; m < reg.size(); ++m) {
-    out.push_back(std::move(fams[m]));
-    if (reg[m].kind == MetricKind::kDistribution) out.push_back(std::move(means[m]));
-  }
+  for (auto& f : fams) out.push_back(std::move(f));
   out.push_back(std::move(samples));
   out.push_back(std::move(recs));
   out.push_back(std::move(cost));

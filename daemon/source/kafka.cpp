@@ -14,6 +14,7 @@ namespace gw {
 
 struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   const Config& cfg;
+  Engine* engine = nullptr;  // set while run() runs, for per-partition bookkeeping on revoke
   std::unique_ptr<RdKafka::KafkaConsumer> consumer;
   mutable std::mutex mu;
   KafkaStats st;
@@ -72,8 +73,10 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
       // Commit what was applied before the partitions move to another replica.
       store_pending();
       c->commitSync();
-      for (auto* p : parts)
+      for (auto* p : parts) {
         std::erase_if(pending, [&](const Pending& q) { return q.topic == p->topic() && q.partition == p->partition(); });
+        if (engine) engine->forget_partition(p->topic(), p->partition());
+      }
       if (cooperative) {
         if (auto e = c->incremental_unassign(parts)) log::error("kafka: incremental_unassign: {}", e->str());
       } else {
@@ -113,7 +116,9 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
     for (auto* p : parts) {
       int64_t lo = -1, hi = -1;
       consumer->get_watermark_offsets(p->topic(), p->partition(), &lo, &hi);
-      out.push_back({p->topic(), p->partition(), p->offset() >= 0 ? p->offset() : -1, hi});
+      // Nothing consumed yet: the consumer is at the low watermark (or the committed offset).
+      int64_t pos = p->offset() >= 0 ? p->offset() : lo;
+      out.push_back({p->topic(), p->partition(), pos, hi});
     }
     RdKafka::TopicPartition::destroy(parts);
     std::lock_guard g(mu);
@@ -164,6 +169,7 @@ KafkaStats KafkaSource::stats() const {
 
 bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
   auto& im = *impl_;
+  im.engine = &engine;
   auto* c = im.consumer.get();
   using clock = std::chrono::steady_clock;
   im.last_store = im.last_lag = clock::now();

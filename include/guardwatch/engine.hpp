@@ -36,9 +36,14 @@ class Engine {
   const Matcher& matcher() const { return *matcher_; }
   const Config& config() const { return cfg_; }
 
-  // Max event time seen, and the watermark (max seen minus allowed lateness).
+  // Max event time seen, and the watermark: the newest event time that every input partition has
+  // reached (the minimum over partitions of their newest event), minus the allowed lateness.
+  // A Kafka consumer reads partitions at different paces; judging lateness per partition keeps a
+  // partition that is read later from counting as late.
   int64_t max_event_ms() const { return max_event_ms_.load(std::memory_order_relaxed); }
-  int64_t watermark_ms() const { return max_event_ms() - cfg_.allowed_lateness_ms; }
+  int64_t watermark_ms() const;
+  // Forget a partition's progress (it was revoked and belongs to another replica now).
+  void forget_partition(std::string_view topic, int32_t partition);
   uint64_t outcome_count(Outcome o) const { return outcomes_[size_t(o)].load(std::memory_order_relaxed); }
   uint64_t records_seen() const;
 
@@ -57,6 +62,13 @@ class Engine {
   Record rec_;
   Observation obs_;
   std::vector<std::string_view> labels_;
+  struct PartitionClock {
+    std::string topic;
+    int32_t partition;
+    int64_t max_ms;
+  };
+  std::vector<PartitionClock> partitions_;  // guarded by mu_
+  int64_t watermark_locked() const;
 };
 
 // Builds the matcher from the configured lexicon files; errors name file, line and key.

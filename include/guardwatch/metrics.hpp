@@ -14,12 +14,6 @@ struct MetricDef {
   std::string prom_name;  // exported family: guardwatch_<prom_name>
   std::string unit;       // unit suffix of prom_name: "seconds", "chars", ... ("" when none)
   std::string help;
-  // guardwatch_<base>_mean_<unit>: the family for a distribution's window mean.
-  std::string mean_name() const {
-    if (!unit.empty() && prom_name.size() > unit.size() && prom_name.ends_with("_" + unit))
-      return prom_name.substr(0, prom_name.size() - unit.size()) + "mean_" + unit;
-    return prom_name + "_mean";
-  }
 };
 
 // Built-in metric ids (index into Observation and the store's per-metric arrays).

@@ -62,7 +62,8 @@ TEST_CASE("engine: prometheus exposition has the window families") {
   CHECK(text.find("guardwatch_refusal_ratio{model=\"m\",model_version=\"\",endpoint=\"chat\",variant=\"control\",window=\"5m\"} 0.3") != std::string::npos);
   CHECK(text.find("guardwatch_records_total{outcome=\"applied\"} 10") != std::string::npos);
   CHECK(text.find("guardwatch_request_latency_seconds{model=\"m\"") != std::string::npos);
-  CHECK(text.find("guardwatch_request_latency_mean_seconds{") != std::string::npos);
+  CHECK(text.find("guardwatch_request_latency_seconds_count{model=\"m\",model_version=\"\",endpoint=\"chat\",variant=\"control\",window=\"5m\"} 10") != std::string::npos);
+  CHECK(text.find("# TYPE guardwatch_request_latency_seconds summary") != std::string::npos);
   CHECK(text.find("quantile=\"0.95\"") != std::string::npos);
   CHECK(text.find("guardwatch_window_samples{") != std::string::npos);
 }

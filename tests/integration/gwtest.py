@@ -1,0 +1,133 @@
+"""Helpers for integration tests: start the daemon and real peers on loopback, scrape, wait."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read().decode()
+
+
+def wait_for(pred, timeout, what, interval=0.2):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels)): value} from the text exposition format."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
+        if not m:
+            continue
+        labels = frozenset(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+def metric(metrics, name, **labels):
+    want = set(labels.items())
+    vals = [v for (n, ls), v in metrics.items() if n == name and want <= set(ls)]
+    return vals
+
+
+class Daemon:
+    """guardwatch run with a config file; the HTTP port is read from its log."""
+
+    def __init__(self, binary, config_text, extra_args=()):
+        self.dir = tempfile.mkdtemp(prefix="gw-it-")
+        self.config = os.path.join(self.dir, "guardwatch.yaml")
+        with open(self.config, "w") as f:
+            f.write(config_text)
+        self.log_path = os.path.join(self.dir, "daemon.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([binary, "run", "--config", self.config, "--listen", "127.0.0.1:0", *extra_args],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = wait_for(self._address, 30, "the daemon's listen address")
+
+    def _address(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("daemon exited early:\n" + open(self.log_path).read())
+        m = re.search(r"listening on (http://[0-9.:]+)", open(self.log_path).read())
+        return m.group(1) if m else None
+
+    def metrics(self):
+        return parse_metrics(http_get(self.url + "/metrics")[1])
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                raise AssertionError("daemon did not exit within %ss of SIGTERM" % timeout)
+            return rc
+        return self.proc.returncode
+
+    def output(self):
+        return open(self.log_path).read()
+
+
+class Prometheus:
+    def __init__(self, targets, scrape_interval="1s"):
+        self.dir = tempfile.mkdtemp(prefix="gw-prom-")
+        self.port = free_port()
+        cfg = os.path.join(self.dir, "prometheus.yml")
+        with open(cfg, "w") as f:
+            f.write("global: {scrape_interval: %s, evaluation_interval: %s}\n" % (scrape_interval, scrape_interval))
+            f.write("scrape_configs:\n  - job_name: guardwatch\n    static_configs:\n      - targets: [%s]\n"
+                    % ", ".join('"%s"' % t for t in targets))
+        self.log = open(os.path.join(self.dir, "prometheus.log"), "w")
+        self.proc = subprocess.Popen(["prometheus", "--config.file=" + cfg, "--storage.tsdb.path=" + self.dir + "/data",
+                                      "--web.listen-address=127.0.0.1:%d" % self.port],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = "http://127.0.0.1:%d" % self.port
+        wait_for(lambda: http_get(self.url + "/-/ready")[0] == 200, 60, "Prometheus to be ready")
+
+    def query(self, promql):
+        import json
+        import urllib.parse
+        _, body = http_get(self.url + "/api/v1/query?query=" + urllib.parse.quote(promql))
+        data = json.loads(body)
+        assert data["status"] == "success", data
+        return data["data"]["result"]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def run(args, **kw):
+    r = subprocess.run(args, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        sys.stderr.write(r.stdout + r.stderr)
+        raise AssertionError(f"{args[0]} exited {r.returncode}")
+    return r.stdout
