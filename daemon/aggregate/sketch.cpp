@@ -181,6 +181,51 @@ double Sketch::quantile(double q) const {
   return pos_.empty() ? 0.0 : value_of(pos_.offset() + int32_t(pos_.size()) - 1);
 }
 
+namespace {
+// Position of v on one line across the stores: negatives (by descending key), zero, positives.
+struct Pos {
+  int sign;     // -1, 0, +1
+  int32_t key;  // key(|v|) when sign != 0
+};
+Pos pos_of(double v) {
+  if (v > Sketch::kMinPositive) return {1, Sketch::key(v)};
+  if (v < -Sketch::kMinPositive) return {-1, Sketch::key(-v)};
+  return {0, 0};
+}
+}  // namespace
+
+uint64_t Sketch::count_above(double v) const {
+  Pos p = pos_of(v);
+  uint64_t n = 0;
+  for (size_t i = 0; i < pos_.size(); ++i) {
+    int32_t k = pos_.offset() + int32_t(i);
+    if (p.sign < 0 || p.sign == 0 || k > p.key) n += pos_.at(i);
+  }
+  if (p.sign < 0) {
+    n += zero_;
+    if (neg_)
+      for (size_t i = 0; i < neg_->size(); ++i)
+        if (neg_->offset() + int32_t(i) < p.key) n += neg_->at(i);
+  }
+  return n;
+}
+
+uint64_t Sketch::count_below(double v) const {
+  Pos p = pos_of(v);
+  uint64_t n = 0;
+  if (neg_)
+    for (size_t i = 0; i < neg_->size(); ++i) {
+      int32_t k = neg_->offset() + int32_t(i);
+      if (p.sign > 0 || p.sign == 0 || k > p.key) n += neg_->at(i);
+    }
+  if (p.sign > 0) {
+    n += zero_;
+    for (size_t i = 0; i < pos_.size(); ++i)
+      if (pos_.offset() + int32_t(i) < p.key) n += pos_.at(i);
+  }
+  return n;
+}
+
 size_t Sketch::memory_bytes() const {
   return sizeof(*this) + pos_.memory_bytes() + (neg_ ? sizeof(Bins) + neg_->memory_bytes() : 0);
 }

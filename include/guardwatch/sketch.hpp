@@ -34,6 +34,10 @@ class Sketch {
   // q in [0,1]: the lower sample quantile (rank floor(q*(n-1))), within alpha relative error.
   double quantile(double q) const;
   size_t memory_bytes() const;
+  // Samples in bins strictly above / below the bin holding v (that bin itself is ambiguous
+  // within the sketch's relative error, so it counts for neither).
+  uint64_t count_above(double v) const;
+  uint64_t count_below(double v) const;
 
  private:
   class Bins {
