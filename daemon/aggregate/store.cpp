@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace gw {
 
@@ -95,8 +96,7 @@ Series& Store::series_for(const std::vector<std::string_view>& labels) {
     if (!other_) {
       auto s = std::make_unique<Series>();
       s->labels.assign(labels.size(), kOther);
-      s->tiers.resize(cfg_.tiers.size());
-      for (size_t t = 0; t < cfg_.tiers.size(); ++t) s->tiers[t].resize(cfg_.tiers[t].slots);
+      init_series(*s);
       other_ = s.get();
       series_.push_back(std::move(s));
     }
@@ -104,8 +104,7 @@ Series& Store::series_for(const std::vector<std::string_view>& labels) {
   }
   auto s = std::make_unique<Series>();
   for (auto& v : capped_) s->labels.emplace_back(v);
-  s->tiers.resize(cfg_.tiers.size());
-  for (size_t t = 0; t < cfg_.tiers.size(); ++t) s->tiers[t].resize(cfg_.tiers[t].slots);
+  init_series(*s);
   Series* raw = s.get();
   series_.push_back(std::move(s));
   index_.emplace(capped_key, raw);
@@ -113,8 +112,67 @@ Series& Store::series_for(const std::vector<std::string_view>& labels) {
   return *raw;
 }
 
-void Store::add(Series& s, int64_t ts, const Observation& obs) {
+void Store::init_series(Series& s) const {
+  s.tiers.resize(cfg_.tiers.size());
+  for (size_t t = 0; t < cfg_.tiers.size(); ++t) s.tiers[t].resize(cfg_.tiers[t].slots);
+  s.rings.resize(2 * n_props_ + 2 * n_dists_);
+}
+
+void Store::fill_slot(ExemplarSlot& e, int64_t ts, double v, const Record& r) {
+  e.ts_ms = ts;
+  e.epoch = ts / Series::kExemplarSpacingMs;
+  e.value = v;
+  std::string_view id = r[kRequestId].present() ? r[kRequestId].str : std::string_view();
+  e.id_len = uint8_t(std::min(id.size(), sizeof(e.id)));
+  std::memcpy(e.id, id.data(), e.id_len);
+  e.partition = r.pos.partition;
+  e.offset = r.pos.offset;
+  e.line = r.pos.line;
+  e.topic = 0;
+  if (!r.pos.topic.empty()) {
+    for (size_t i = 1; i < topics_.size(); ++i)
+      if (topics_[i] == r.pos.topic) e.topic = uint16_t(i);
+    if (!e.topic && topics_.size() < 0xFFFF) {
+      topics_.emplace_back(r.pos.topic);
+      e.topic = uint16_t(topics_.size() - 1);
+    }
+  }
+}
+
+void Store::exemplars(const Series& s, int metric, int64_t from, int64_t to, bool largest, std::vector<ExemplarOut>& out) const {
+  out.clear();
+  if (metric < 0 || size_t(metric) >= metrics_.size() || s.rings.empty()) return;
+  bool prop = metrics_[size_t(metric)].kind == MetricKind::kProportion;
+  // Proportions: `largest` asks for successes (e.g. refusals), otherwise for failures (e.g.
+  // responses without a citation). Distributions: the largest or the smallest values.
+  size_t ring = (prop ? 2 * slot_[size_t(metric)] : 2 * n_props_ + 2 * slot_[size_t(metric)]) + (largest ? 0 : 1);
+  for (auto& e : s.rings[ring])
+    if (e.ts_ms >= from && e.ts_ms < to) out.push_back({&e, e.value});
+  std::sort(out.begin(), out.end(), [&](auto& a, auto& b) {
+    if (prop) return a.slot->ts_ms > b.slot->ts_ms;
+    return largest ? a.value > b.value : a.value < b.value;
+  });
+}
+
+void Store::add(Series& s, int64_t ts, const Observation& obs, const Record* rec) {
   const size_t nm = metrics_.size();
+  if (rec) {
+    int64_t epoch = ts / Series::kExemplarSpacingMs;
+    size_t idx = size_t(((epoch % int64_t(Series::kExemplarSlots)) + int64_t(Series::kExemplarSlots)) % int64_t(Series::kExemplarSlots));
+    for (size_t m = 0; m < nm; ++m) {
+      double v = obs.values[m];
+      if (std::isnan(v)) continue;
+      if (metrics_[m].kind == MetricKind::kProportion) {
+        ExemplarSlot& e = s.rings[2 * slot_[m] + (v == 1 ? 0 : 1)][idx];
+        if (e.epoch != epoch) fill_slot(e, ts, v, *rec);
+      } else {
+        ExemplarSlot& hi = s.rings[2 * n_props_ + 2 * slot_[m]][idx];
+        ExemplarSlot& lo = s.rings[2 * n_props_ + 2 * slot_[m] + 1][idx];
+        if (hi.epoch != epoch || v > hi.value) fill_slot(hi, ts, v, *rec);
+        if (lo.epoch != epoch || v < lo.value) fill_slot(lo, ts, v, *rec);
+      }
+    }
+  }
   for (size_t m = 0; m < nm; ++m) {
     double v = obs.values[m];
     if (metrics_[m].kind == MetricKind::kDistribution && !std::isnan(v)) {
@@ -153,7 +211,7 @@ void Store::add(Series& s, int64_t ts, const Observation& obs) {
   }
 }
 
-WindowAgg Store::query(const Series& s, int64_t end_ms, int64_t length_ms) const {
+WindowAgg Store::query(const Series& s, int64_t end_ms, int64_t length_ms, const std::vector<int>* only) const {
   WindowAgg w(metrics_.size());
   if (cfg_.tiers.empty()) return w;
   int64_t start = end_ms - length_ms;
@@ -176,9 +234,15 @@ WindowAgg Store::query(const Series& s, int64_t end_ms, int64_t length_ms) const
     if (b.epoch != e) continue;
     w.records += b.records;
     if (b.props.size() != n_props_) continue;
-    for (size_t m = 0; m < metrics_.size(); ++m) {
+    auto merge_one = [&](size_t m) {
       if (metrics_[m].kind == MetricKind::kProportion) w.props[m].merge(b.props[slot_[m]]);
       else w.dists[m].merge(b.dists[slot_[m]]);
+    };
+    if (only) {
+      for (int m : *only)
+        if (m >= 0 && size_t(m) < metrics_.size()) merge_one(size_t(m));
+    } else {
+      for (size_t m = 0; m < metrics_.size(); ++m) merge_one(m);
     }
   }
   return w;
@@ -187,7 +251,7 @@ WindowAgg Store::query(const Series& s, int64_t end_ms, int64_t length_ms) const
 size_t Store::memory_bytes() const {
   size_t total = 0;
   for (auto& s : series_) {
-    total += sizeof(Series);
+    total += sizeof(Series) + s->rings.capacity() * sizeof(s->rings[0]) + s->labels.size() * 32;
     for (auto& ring : s->tiers)
       for (auto& b : ring) {
         total += sizeof(b) + b.props.capacity() * sizeof(PropAgg);

@@ -14,6 +14,7 @@
 #include "guardwatch/export.hpp"
 #include "guardwatch/generate.hpp"
 #include "guardwatch/producer.hpp"
+#include "guardwatch/runtime.hpp"
 #include "guardwatch/http.hpp"
 #include "guardwatch/log.hpp"
 #include "guardwatch/source.hpp"
@@ -71,21 +72,81 @@ int cmd_check(const Common& c) {
   return errs.empty() ? 0 : 1;
 }
 
-int cmd_replay(const Common& c, const std::string& report) {
+struct ReplayOptions {
+  std::string report = "json";     // final windows: json, prometheus, none
+  std::string timeline = "";       // alert timeline: jsonl, table ("" = jsonl when rules are given)
+  std::string incidents;
+  std::string grace = "15m";
+};
+
+void print_event_table(const AlertEvent& e) {
+  const Alert& a = e.alert;
+  std::string labels;
+  for (auto& [k, v] : a.labels)
+    if (k != "alertname") labels += (labels.empty() ? "" : ",") + k + "=" + v;
+  std::printf("%-24s %-9s %-28s %-44s eff=%+.4g rel=%+.1f%% p=%.2g n=%llu/%llu cur=%.4g base=%.4g\n", format_rfc3339(e.ts_ms).c_str(),
+              e.kind.c_str(), a.rule.c_str(), labels.c_str(), a.evidence.effect, 100 * a.evidence.relative, a.evidence.p_value,
+              (unsigned long long)a.evidence.current.n, (unsigned long long)a.evidence.baseline.n, a.evidence.current.value,
+              a.evidence.baseline.value);
+}
+
+int cmd_replay(const Common& c, const ReplayOptions& ro) {
   Config cfg;
   if (!load(c, cfg)) return 1;
-  Engine engine(cfg);
+  Engine engine(cfg, nullptr, custom_metrics_for(cfg));
+  RuleRuntime rules(engine);
+  std::vector<AlertEvent> timeline;
+  std::string timeline_fmt = ro.timeline;
+  if (!cfg.rule_paths.empty()) {
+    auto errs = rules.load();
+    if (!errs.empty()) {
+      for (auto& e : errs) std::fprintf(stderr, "%s\n", e.str().c_str());
+      return 1;
+    }
+    if (timeline_fmt.empty()) timeline_fmt = "jsonl";
+    rules.on_event([&](const AlertEvent& e) {
+      timeline.push_back(e);
+      if (timeline_fmt == "jsonl") std::cout << RuleRuntime::event_json(e, engine.metrics()).dump() << "\n";
+      else if (timeline_fmt == "table") print_event_table(e);
+    });
+    engine.on_applied([&] { rules.advance(engine.watermark_ms()); });
+  }
+  std::vector<Incident> incidents;
+  if (!ro.incidents.empty()) {
+    auto errs = load_incidents(ro.incidents, incidents);
+    if (!errs.empty()) {
+      for (auto& e : errs) std::fprintf(stderr, "%s\n", e.str().c_str());
+      return 1;
+    }
+  }
   std::atomic<bool> stop{false};
   auto src = make_jsonl_source(c.input.empty() ? "-" : c.input);
   auto t0 = std::chrono::steady_clock::now();
   if (!src->run(engine, stop)) return 1;
+  if (rules.loaded()) rules.advance(engine.max_event_ms());  // the input is complete: evaluate up to its end
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log::info("replayed {} records from {} in {:.3f}s ({:.0f} records/s); applied {}", engine.records_seen(), src->describe(), secs,
             double(engine.records_seen()) / std::max(secs, 1e-9), engine.outcome_count(Outcome::kApplied));
-  if (report == "json") std::cout << window_report(engine, engine.max_event_ms() + 1).dump(2) << "\n";
-  else if (report == "prometheus") {
+  if (!incidents.empty()) {
+    std::vector<std::string> names;
+    for (auto& g : rules.rules_json()["groups"])
+      for (auto& r : g["rules"]) names.push_back(r["alert"]);
+    auto score = score_incidents(timeline, incidents, names, *parse_duration(ro.grace));
+    if (timeline_fmt == "table") {
+      std::printf("\n%-28s %8s %9s %9s %10s %10s %14s\n", "rule", "firings", "incidents", "detected", "precision", "recall", "delay p50 (s)");
+      for (auto& r : score)
+        std::printf("%-28s %8d %9d %9d %10s %10s %14s\n", std::string(r["alert"]).c_str(), int(r["firing_events"]), int(r["incidents"]),
+                    int(r["detected"]), r["precision"].is_null() ? "-" : fmt::format("{:.3f}", double(r["precision"])).c_str(),
+                    r["recall"].is_null() ? "-" : fmt::format("{:.3f}", double(r["recall"])).c_str(),
+                    r["detection_delay_seconds"].is_null() ? "-" : fmt::format("{:.0f}", double(r["detection_delay_seconds"]["p50"])).c_str());
+    } else {
+      std::cout << nlohmann::json({{"incident_scores", score}}).dump() << "\n";
+    }
+  }
+  if (ro.report == "json" && !rules.loaded()) std::cout << window_report(engine, engine.max_event_ms() + 1).dump(2) << "\n";
+  else if (ro.report == "prometheus") {
     EngineCollector coll(engine, [&] { return engine.max_event_ms() + 1; });
-    std::cout << serialize_metrics({&coll});
+    std::cout << serialize_metrics({&coll, &rules.collector()});
   }
   return 0;
 }
@@ -268,12 +329,15 @@ int cmd_generate(const GenOptions& g) {
 
 }  // namespace
 
+namespace gw {
+int run_rule_tests(const std::vector<std::string>& files, const std::string& config_path);
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"guardwatch: watches LLM inference logs for quiet regressions (proxy metrics in rolling windows, compared statistically)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", gw::build_version());
   Common c;
-  std::string report = "json";
 
   auto add_common = [&](CLI::App* s, bool input) {
     s->add_option("-c,--config", c.config, "YAML config file (defaults apply without one)");
@@ -283,9 +347,14 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Run the daemon: read Kafka (kafka.topics) or --input, serve /metrics");
   add_common(run, true);
   run->add_option("--listen", c.listen, "HTTP address host:port (default 127.0.0.1:9464)");
-  auto* replay = app.add_subcommand("replay", "Process a JSONL file at full speed in event time and print the final windows");
+  ReplayOptions ro;
+  auto* replay = app.add_subcommand("replay", "Process a JSONL file at full speed in event time: final windows, or with --rules the alert timeline");
   add_common(replay, true);
-  replay->add_option("--report", report, "json (default), prometheus, or none")->check(CLI::IsMember({"json", "prometheus", "none"}));
+  replay->add_option("--report", ro.report, "final windows: json (default without rules), prometheus, or none")
+      ->check(CLI::IsMember({"json", "prometheus", "none"}));
+  replay->add_option("--timeline", ro.timeline, "alert timeline with --rules: jsonl (default) or table")->check(CLI::IsMember({"jsonl", "table", "none"}));
+  replay->add_option("--incidents", ro.incidents, "YAML list of labelled incidents {labels, start, end}: prints precision, recall, delay per rule");
+  replay->add_option("--grace", ro.grace, "how long after an incident's end a firing still counts as detecting it (default 15m)");
   auto* extract = app.add_subcommand("extract", "Print each record's proxy-metric values and matched patterns as JSON lines");
   add_common(extract, true);
   auto* check = app.add_subcommand("check", "Validate the config, lexicons and rules; exit 0 when valid, 1 otherwise");
@@ -301,6 +370,10 @@ int main(int argc, char** argv) {
   generate->add_option("--kafka-brokers", gen.brokers, "produce to Kafka at these brokers instead of writing JSONL");
   generate->add_option("--topic", gen.topic, "Kafka topic (created when missing)");
   generate->add_option("--partitions", gen.partitions, "partitions for a new topic");
+  std::vector<std::string> test_files;
+  auto* test = app.add_subcommand("test", "Run rule unit tests (YAML, in the spirit of promtool test rules); exit 1 on any failure");
+  test->add_option("files", test_files, "test files")->required();
+  test->add_option("-c,--config", c.config, "config to run the tests with (a test file's `config:` wins)");
   app.add_subcommand("config-reference", "Print the configuration reference (docs/configuration.md)");
 
   try {
@@ -311,10 +384,11 @@ int main(int argc, char** argv) {
   }
   try {
     if (run->parsed()) return cmd_run(c);
-    if (replay->parsed()) return cmd_replay(c, report);
+    if (replay->parsed()) return cmd_replay(c, ro);
     if (extract->parsed()) return cmd_extract(c);
     if (check->parsed()) return cmd_check(c);
     if (generate->parsed()) return cmd_generate(gen);
+    if (test->parsed()) return gw::run_rule_tests(test_files, c.config);
     if (app.got_subcommand("config-reference")) {
       std::cout << gw::config_reference_markdown();
       return 0;

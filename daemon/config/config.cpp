@@ -2,6 +2,8 @@
 // unknown-key errors, `guardwatch check`, and docs/configuration.md (`guardwatch config-reference`).
 #include <yaml-cpp/yaml.h>
 
+#include "guardwatch/yaml_util.hpp"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -74,7 +76,7 @@ class Reader {
   }
 
   std::optional<std::string> str(const YAML::Node& n, const std::string& key) {
-    if (!n.IsScalar()) {
+    if (!gw::yaml::is_scalar(n)) {
       error(n, key, "expected a scalar value");
       return std::nullopt;
     }
@@ -113,11 +115,11 @@ class Reader {
 
   std::vector<std::string> strings(const YAML::Node& n, const std::string& key) {
     std::vector<std::string> out;
-    if (n.IsScalar()) {
+    if (gw::yaml::is_scalar(n)) {
       if (auto s = str(n, key)) out.push_back(*s);
       return out;
     }
-    if (!n.IsSequence()) {
+    if (!gw::yaml::is_seq(n)) {
       error(n, key, "expected a list");
       return out;
     }
@@ -155,8 +157,8 @@ class Reader {
 };
 
 void parse(const YAML::Node& root, Reader& rd, Config& c) {
-  if (!root.IsDefined() || root.IsNull()) return;
-  if (!root.IsMap()) {
+  if (!root.IsDefined() || gw::yaml::is_null(root)) return;
+  if (!gw::yaml::is_map(root)) {
     rd.error(root, "", "the config must be a YAML mapping");
     return;
   }
@@ -165,17 +167,17 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
     const YAML::Node& n = root;
     YAML::Node s = n[name];
     if (!s.IsDefined()) return YAML::Node();
-    if (!s.IsNull() && !s.IsMap()) {
+    if (!gw::yaml::is_null(s) && !gw::yaml::is_map(s)) {
       rd.error(s, name, "expected a mapping");
       return YAML::Node();
     }
-    if (s.IsMap()) rd.check_keys(s, name);
+    if (gw::yaml::is_map(s)) rd.check_keys(s, name);
     return s;
   };
   if (const YAML::Node& n = root["listen"]; n.IsDefined())
     if (auto v = rd.str(n, "listen")) c.listen = *v;
 
-  if (YAML::Node in = section("input"); in.IsMap()) {
+  if (YAML::Node in = section("input"); gw::yaml::is_map(in)) {
     if (const YAML::Node& n = in["preset"]; n.IsDefined())
       if (auto v = rd.str(n, "input.preset")) {
         bool ok = false;
@@ -184,7 +186,7 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
         else rd.error(n, "input.preset", "unknown preset \"" + *v + "\"; known: flat, openai");
       }
     if (const YAML::Node& n = in["fields"]; n.IsDefined()) {
-      if (!n.IsMap()) rd.error(n, "input.fields", "expected a mapping of field name to JSON pointer");
+      if (!gw::yaml::is_map(n)) rd.error(n, "input.fields", "expected a mapping of field name to JSON pointer");
       else
         for (auto it = n.begin(); it != n.end(); ++it) {
           std::string k = it->first.Scalar(), key = "input.fields." + k;
@@ -202,7 +204,7 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
         }
     }
     if (const YAML::Node& n = in["dimensions"]; n.IsDefined()) {
-      if (!n.IsMap()) rd.error(n, "input.dimensions", "expected a mapping of label name to JSON pointer");
+      if (!gw::yaml::is_map(n)) rd.error(n, "input.dimensions", "expected a mapping of label name to JSON pointer");
       else
         for (auto it = n.begin(); it != n.end(); ++it) {
           std::string k = it->first.Scalar(), key = "input.dimensions." + k;
@@ -220,34 +222,34 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
       if (auto v = rd.number<uint64_t>(n, "input.max_record_bytes", 64, 1e9)) c.max_record_bytes = *v;
   }
 
-  if (YAML::Node k = section("kafka"); k.IsMap()) {
+  if (YAML::Node k = section("kafka"); gw::yaml::is_map(k)) {
     if (const YAML::Node& n = k["topics"]; n.IsDefined()) c.kafka_topics = rd.strings(n, "kafka.topics");
     if (const YAML::Node& n = k["properties"]; n.IsDefined()) {
-      if (!n.IsMap()) rd.error(n, "kafka.properties", "expected a mapping of librdkafka property to value");
+      if (!gw::yaml::is_map(n)) rd.error(n, "kafka.properties", "expected a mapping of librdkafka property to value");
       else
         for (auto it = n.begin(); it != n.end(); ++it)
           if (auto v = rd.str(it->second, "kafka.properties." + it->first.Scalar())) c.kafka_properties[it->first.Scalar()] = *v;
     }
   }
 
-  if (YAML::Node w = section("windows"); w.IsMap()) {
+  if (YAML::Node w = section("windows"); gw::yaml::is_map(w)) {
     if (const YAML::Node& n = w["report"]; n.IsDefined()) {
       c.report_windows.clear();
       auto list = rd.strings(n, "windows.report");
       for (size_t i = 0; i < list.size(); ++i) {
         auto d = parse_duration(list[i]);
-        if (!d || *d <= 0) rd.error(n.IsSequence() ? n[i] : n, "windows.report", "expected a duration, got \"" + list[i] + "\"");
+        if (!d || *d <= 0) rd.error(gw::yaml::is_seq(n) ? n[i] : n, "windows.report", "expected a duration, got \"" + list[i] + "\"");
         else c.report_windows.emplace_back(list[i], *d);
       }
     }
     if (const YAML::Node& n = w["tiers"]; n.IsDefined()) {
-      if (!n.IsSequence() || n.size() == 0) rd.error(n, "windows.tiers", "expected a non-empty list of {resolution, slots}");
+      if (!gw::yaml::is_seq(n) || n.size() == 0) rd.error(n, "windows.tiers", "expected a non-empty list of {resolution, slots}");
       else {
         c.tiers.clear();
         for (size_t i = 0; i < n.size(); ++i) {
           std::string key = "windows.tiers[" + std::to_string(i) + "]";
           const YAML::Node& t = n[i];
-          if (!t.IsMap() || !t["resolution"].IsDefined() || !t["slots"].IsDefined()) {
+          if (!gw::yaml::is_map(t) || !t["resolution"].IsDefined() || !t["slots"].IsDefined()) {
             rd.error(t, key, "expected {resolution: DURATION, slots: COUNT}");
             continue;
           }
@@ -267,13 +269,13 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
       if (auto v = rd.duration(n, "windows.max_future")) c.max_future_ms = *v;
   }
 
-  if (YAML::Node s = section("series"); s.IsMap()) {
+  if (YAML::Node s = section("series"); gw::yaml::is_map(s)) {
     if (const YAML::Node& n = s["max_series"]; n.IsDefined())
       if (auto v = rd.number<uint32_t>(n, "series.max_series", 1, 10'000'000)) c.max_series = *v;
     if (const YAML::Node& n = s["max_values_per_label"]; n.IsDefined())
       if (auto v = rd.number<uint32_t>(n, "series.max_values_per_label", 1, 10'000'000)) c.max_values_per_label = *v;
     if (const YAML::Node& n = s["label_caps"]; n.IsDefined()) {
-      if (!n.IsMap()) rd.error(n, "series.label_caps", "expected a mapping of label to count");
+      if (!gw::yaml::is_map(n)) rd.error(n, "series.label_caps", "expected a mapping of label to count");
       else
         for (auto it = n.begin(); it != n.end(); ++it)
           if (auto v = rd.number<uint32_t>(it->second, "series.label_caps." + it->first.Scalar(), 1, 10'000'000))
@@ -281,19 +283,19 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
     }
   }
 
-  if (YAML::Node e = section("extract"); e.IsMap()) {
+  if (YAML::Node e = section("extract"); gw::yaml::is_map(e)) {
     if (const YAML::Node& n = e["refusal_lexicon"]; n.IsDefined())
       if (auto v = rd.str(n, "extract.refusal_lexicon")) c.refusal_lexicon = *v;
     if (const YAML::Node& n = e["citation_patterns"]; n.IsDefined())
       if (auto v = rd.str(n, "extract.citation_patterns")) c.citation_patterns = *v;
     if (const YAML::Node& n = e["error_statuses"]; n.IsDefined()) c.error_statuses = rd.strings(n, "extract.error_statuses");
     if (const YAML::Node& n = e["prices"]; n.IsDefined()) {
-      if (!n.IsMap()) rd.error(n, "extract.prices", "expected a mapping of model to {input_per_million, output_per_million}");
+      if (!gw::yaml::is_map(n)) rd.error(n, "extract.prices", "expected a mapping of model to {input_per_million, output_per_million}");
       else
         for (auto it = n.begin(); it != n.end(); ++it) {
           std::string key = "extract.prices." + it->first.Scalar();
           const YAML::Node& p = it->second;
-          if (!p.IsMap()) { rd.error(p, key, "expected {input_per_million, output_per_million}"); continue; }
+          if (!gw::yaml::is_map(p)) { rd.error(p, key, "expected {input_per_million, output_per_million}"); continue; }
           Price price;
           for (auto pit = p.begin(); pit != p.end(); ++pit) {
             std::string pk = pit->first.Scalar();
@@ -309,7 +311,7 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
 
   if (const YAML::Node& n = root["rules"]; n.IsDefined()) c.rule_paths = rd.strings(n, "rules");
 
-  if (YAML::Node l = section("log"); l.IsMap()) {
+  if (YAML::Node l = section("log"); gw::yaml::is_map(l)) {
     if (const YAML::Node& n = l["level"]; n.IsDefined())
       if (auto v = rd.str(n, "log.level"); v && *v != "debug" && *v != "info" && *v != "warn" && *v != "error")
         rd.error(n, "log.level", "expected one of debug, info, warn, error");

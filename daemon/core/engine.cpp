@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "guardwatch/log.hpp"
+#include "guardwatch/rules.hpp"
 
 namespace gw {
 
@@ -23,13 +24,14 @@ std::string resolve(const std::string& configured, const char* fallback, const C
 }
 }  // namespace
 
-std::unique_ptr<Matcher> build_matcher(const Config& cfg, std::vector<ConfigError>& errors) {
+std::unique_ptr<Matcher> build_matcher(const Config& cfg, std::vector<ConfigError>& errors, std::vector<LexiconSpec> extra) {
   std::vector<LexiconSpec> lex(2);
   auto e1 = load_lexicon(resolve(cfg.refusal_lexicon, "rules/lexicon/refusal.yaml", cfg), kRefusal, lex[0]);
   auto e2 = load_lexicon(resolve(cfg.citation_patterns, "rules/lexicon/citation.yaml", cfg), kCitation, lex[1]);
   errors.insert(errors.end(), e1.begin(), e1.end());
   errors.insert(errors.end(), e2.begin(), e2.end());
   if (!e1.empty() || !e2.empty()) return nullptr;
+  for (auto& x : extra) lex.push_back(std::move(x));
   try {
     return std::make_unique<Matcher>(std::move(lex));
   } catch (const MatcherError& e) {
@@ -38,18 +40,48 @@ std::unique_ptr<Matcher> build_matcher(const Config& cfg, std::vector<ConfigErro
   }
 }
 
-Engine::Engine(const Config& cfg, std::function<int64_t()> wall_clock_ms)
+Engine::Engine(const Config& cfg, std::function<int64_t()> wall_clock_ms, const std::vector<CustomMetric>& custom)
     : cfg_(cfg), wall_clock_ms_(std::move(wall_clock_ms)) {
   fields_ = std::make_unique<FieldSet>(cfg_);
+  std::vector<CustomExtract> cx;
+  std::vector<LexiconSpec> extra;
+  for (auto& cm : custom) {
+    std::string prom = "custom_" + cm.name + (cm.kind == MetricKind::kProportion ? "_ratio" : "");
+    uint16_t id = metrics_.add({cm.name, cm.kind, prom, "", "Custom metric \"" + cm.name + "\" declared in " + cm.where.file + "."});
+    CustomExtract c{id};
+    if (!cm.pattern.empty()) {
+      c.from_pattern = true;
+      LexiconSpec spec;
+      spec.metric = id;
+      spec.patterns.push_back({cm.name, cm.pattern, id, cm.where});
+      extra.push_back(std::move(spec));
+    } else {
+      c.field = fields_->add_pointer(cm.field);
+      using O = CustomMetric::Op;
+      using X = CustomExtract::Op;
+      switch (cm.op) {
+        case O::kNone: c.op = X::kValue; break;
+        case O::kEq: c.op = X::kEq; break;
+        case O::kNe: c.op = X::kNe; break;
+        case O::kLt: c.op = X::kLt; break;
+        case O::kLe: c.op = X::kLe; break;
+        case O::kGt: c.op = X::kGt; break;
+        case O::kGe: c.op = X::kGe; break;
+        case O::kPresent: c.op = X::kPresent; break;
+      }
+      c.operand = cm.operand;
+    }
+    cx.push_back(std::move(c));
+  }
   decoder_ = std::make_unique<Decoder>(*fields_, cfg_.max_record_bytes);
   std::vector<ConfigError> errs;
-  matcher_ = build_matcher(cfg_, errs);
+  matcher_ = build_matcher(cfg_, errs, std::move(extra));
   if (!matcher_) {
     std::string msg;
     for (auto& e : errs) msg += e.str() + "\n";
     throw std::runtime_error(msg);
   }
-  extractor_ = std::make_unique<Extractor>(cfg_, metrics_, *matcher_);
+  extractor_ = std::make_unique<Extractor>(cfg_, metrics_, *matcher_, std::move(cx));
   std::vector<std::string> labels = {"model", "model_version", "endpoint", "variant"};
   for (auto& d : fields_->dimension_names()) labels.push_back(d);
   store_ = std::make_unique<Store>(cfg_, metrics_, labels);
@@ -71,14 +103,11 @@ int64_t Engine::watermark_locked() const {
   return m - cfg_.allowed_lateness_ms;
 }
 
-int64_t Engine::watermark_ms() const {
-  auto g = lock();
-  return watermark_locked();
-}
 
 void Engine::forget_partition(std::string_view topic, int32_t partition) {
   auto g = lock();
   std::erase_if(partitions_, [&](const PartitionClock& p) { return p.partition == partition && p.topic == topic; });
+  watermark_.store(watermark_locked(), std::memory_order_relaxed);
 }
 
 Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation* obs_out, Record** rec_out) {
@@ -138,6 +167,7 @@ Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation
     if (!pc) {
       partitions_.push_back({std::string(pos.topic), pos.partition, ms});
       pc = &partitions_.back();
+      watermark_.store(watermark_locked(), std::memory_order_relaxed);
     }
     // Late: behind this partition's own progress by more than the allowed lateness.
     int64_t wm = pc->max_ms - cfg_.allowed_lateness_ms;
@@ -145,7 +175,10 @@ Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation
       g.unlock();
       return reject(Outcome::kLate, "event time " + format_rfc3339(ms) + " is before the watermark " + format_rfc3339(wm));
     }
-    pc->max_ms = std::max(pc->max_ms, ms);
+    if (ms > pc->max_ms) {
+      pc->max_ms = ms;
+      watermark_.store(watermark_locked(), std::memory_order_relaxed);
+    }
     if (ms > max_event_ms()) max_event_ms_.store(ms, std::memory_order_relaxed);
     static constexpr size_t kLabelFields[] = {kModel, kModelVersion, kEndpoint, kVariant};
     for (size_t i = 0; i < 4; ++i) {
@@ -158,9 +191,10 @@ Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation
       labels_[4 + i] = v.present() ? v.str : std::string_view();
     }
     Series& s = store_->series_for(labels_);
-    store_->add(s, ms, o);
+    store_->add(s, ms, o, &r);
   }
   outcomes_[size_t(Outcome::kApplied)].fetch_add(1, std::memory_order_relaxed);
+  if (on_applied_) on_applied_();
   return Outcome::kApplied;
 }
 

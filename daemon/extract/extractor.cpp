@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "guardwatch/extract.hpp"
@@ -54,8 +55,14 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 }  // namespace
 
-Extractor::Extractor(const Config& cfg, const MetricRegistry& metrics, Matcher& matcher)
-    : cfg_(cfg), metrics_(metrics), matcher_(matcher), error_statuses_(cfg.error_statuses) {}
+Extractor::Extractor(const Config& cfg, const MetricRegistry& metrics, Matcher& matcher, std::vector<CustomExtract> custom)
+    : custom_(std::move(custom)), cfg_(cfg), metrics_(metrics), matcher_(matcher), error_statuses_(cfg.error_statuses) {
+  for (auto& c : custom_) {
+    char* end = nullptr;
+    c.operand_num = std::strtod(c.operand.c_str(), &end);
+    c.operand_is_num = !c.operand.empty() && end && *end == '\0';
+  }
+}
 
 void Extractor::extract(const Record& r, Observation& o) {
   constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -91,6 +98,8 @@ void Extractor::extract(const Record& r, Observation& o) {
     TextStats ts = text_stats(resp.str);
     o.values[kEmpty] = ts.blank;
     if (!ts.blank) {
+      for (auto& c : custom_)
+        if (c.from_pattern) o.values[c.metric] = 0;
       matcher_.scan(resp.str, o.matches);
       double refusal = 0, citation = 0;
       for (uint32_t id : o.matches) {
@@ -138,6 +147,34 @@ void Extractor::extract(const Record& r, Observation& o) {
   }
   if (r[kJudgeScore].type == FieldValue::kNumber) o.values[kJudge] = r[kJudgeScore].num;
   if (r[kUserFeedback].type == FieldValue::kNumber) o.values[kNegativeFeedback] = r[kUserFeedback].num < 0 ? 1 : 0;
+
+  for (auto& c : custom_) {
+    if (c.from_pattern) continue;
+    const FieldValue& f = r[c.field];
+    using Op = CustomExtract::Op;
+    if (c.op == Op::kPresent) {
+      o.values[c.metric] = f.present() ? 1 : 0;
+      continue;
+    }
+    if (!f.present()) continue;  // not observed
+    if (c.op == Op::kValue) {
+      if (f.type == FieldValue::kNumber || f.type == FieldValue::kBool) o.values[c.metric] = f.num;
+      continue;
+    }
+    bool numeric = c.operand_is_num && (f.type == FieldValue::kNumber || f.type == FieldValue::kBool);
+    int cmp = numeric ? (f.num < c.operand_num ? -1 : f.num > c.operand_num ? 1 : 0) : f.str.compare(c.operand);
+    bool v = false;
+    switch (c.op) {
+      case Op::kEq: v = cmp == 0; break;
+      case Op::kNe: v = cmp != 0; break;
+      case Op::kLt: v = cmp < 0; break;
+      case Op::kLe: v = cmp <= 0; break;
+      case Op::kGt: v = cmp > 0; break;
+      case Op::kGe: v = cmp >= 0; break;
+      default: break;
+    }
+    o.values[c.metric] = v ? 1 : 0;
+  }
 }
 
 }  // namespace gw

@@ -2,6 +2,8 @@
 #include <hs/hs.h>
 #include <yaml-cpp/yaml.h>
 
+#include "guardwatch/yaml_util.hpp"
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -182,7 +184,7 @@ std::vector<ConfigError> load_lexicon(const std::string& path, uint16_t metric, 
     return errs;
   }
   const YAML::Node& r = root;
-  if (!r.IsMap()) {
+  if (!gw::yaml::is_map(r)) {
     err(r, "", "a lexicon is a mapping with a `patterns` list");
     return errs;
   }
@@ -202,14 +204,14 @@ std::vector<ConfigError> load_lexicon(const std::string& path, uint16_t metric, 
     err(r["ignore_code"], "ignore_code", "expected true or false");
   }
   const YAML::Node& pats = r["patterns"];
-  if (!pats.IsSequence()) {
+  if (!gw::yaml::is_seq(pats)) {
     err(pats.IsDefined() ? pats : r, "patterns", "expected a list of {name, regex}");
     return errs;
   }
   for (size_t i = 0; i < pats.size(); ++i) {
     const YAML::Node& p = pats[i];
     std::string key = "patterns[" + std::to_string(i) + "]";
-    if (!p.IsMap() || !p["name"].IsScalar() || !p["regex"].IsScalar()) {
+    if (!gw::yaml::is_map(p) || !gw::yaml::is_scalar(p["name"]) || !gw::yaml::is_scalar(p["regex"])) {
       err(p, key, "expected {name: NAME, regex: REGEX}");
       continue;
     }

@@ -1,5 +1,7 @@
 #include <yaml-cpp/yaml.h>
 
+#include "guardwatch/yaml_util.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -132,12 +134,12 @@ std::vector<ConfigError> scenario_from_yaml(const std::string& text, const std::
     return errs;
   }
   const YAML::Node& r = root;
-  if (!r.IsMap()) {
+  if (!gw::yaml::is_map(r)) {
     err(r, "", "a scenario is a mapping (seed, start, duration, defaults, series, changes)");
     return errs;
   }
   auto read_profile = [&](const YAML::Node& n, const std::string& key, Profile& p) {
-    if (!n.IsMap()) return err(n, key, "expected a mapping of profile keys");
+    if (!gw::yaml::is_map(n)) return err(n, key, "expected a mapping of profile keys");
     for (auto it = n.begin(); it != n.end(); ++it) {
       std::string k = it->first.Scalar();
       double* f = profile_field(p, k);
@@ -162,10 +164,10 @@ std::vector<ConfigError> scenario_from_yaml(const std::string& text, const std::
       try { out.seed = v.as<uint64_t>(); } catch (const YAML::Exception&) { err(v, k, "expected a whole number"); }
     } else if (k == "start") {
       int64_t ms;
-      if (!v.IsScalar() || !parse_rfc3339(v.Scalar(), ms)) err(v, k, "expected an RFC 3339 time");
+      if (!gw::yaml::is_scalar(v) || !parse_rfc3339(v.Scalar(), ms)) err(v, k, "expected an RFC 3339 time");
       else out.start_ms = ms;
     } else if (k == "duration") {
-      auto d = v.IsScalar() ? parse_duration(v.Scalar()) : std::nullopt;
+      auto d = gw::yaml::is_scalar(v) ? parse_duration(v.Scalar()) : std::nullopt;
       if (!d) err(v, k, "expected a duration like 30m");
       else out.duration_ms = *d;
     } else if (k == "defaults") {
@@ -176,7 +178,7 @@ std::vector<ConfigError> scenario_from_yaml(const std::string& text, const std::
   }
   const YAML::Node& series = r["series"];
   if (series.IsDefined()) {
-    if (!series.IsSequence() || series.size() == 0) err(series, "series", "expected a non-empty list");
+    if (!gw::yaml::is_seq(series) || series.size() == 0) err(series, "series", "expected a non-empty list");
     else {
       out.series.clear();
       for (size_t i = 0; i < series.size(); ++i) {
@@ -184,11 +186,11 @@ std::vector<ConfigError> scenario_from_yaml(const std::string& text, const std::
         std::string key = "series[" + std::to_string(i) + "]";
         SeriesSpec spec;
         spec.profile = defaults;
-        if (!s.IsMap()) { err(s, key, "expected a mapping"); continue; }
+        if (!gw::yaml::is_map(s)) { err(s, key, "expected a mapping"); continue; }
         for (auto it = s.begin(); it != s.end(); ++it) {
           std::string k = it->first.Scalar();
           if (k == "profile") read_profile(it->second, key + ".profile", spec.profile);
-          else if (it->second.IsScalar()) spec.labels[k] = it->second.Scalar();
+          else if (gw::yaml::is_scalar(it->second)) spec.labels[k] = it->second.Scalar();
           else err(it->second, key + "." + k, "a label value must be a string");
         }
         out.series.push_back(spec);
@@ -200,14 +202,14 @@ std::vector<ConfigError> scenario_from_yaml(const std::string& text, const std::
   const YAML::Node& changes = r["changes"];
   if (changes.IsDefined()) {
     out.changes.clear();
-    if (!changes.IsSequence()) err(changes, "changes", "expected a list");
+    if (!gw::yaml::is_seq(changes)) err(changes, "changes", "expected a list");
     else
       for (size_t i = 0; i < changes.size(); ++i) {
         const YAML::Node& c = changes[i];
         std::string key = "changes[" + std::to_string(i) + "]";
         Change ch;
-        if (!c.IsMap() || !c["at"].IsDefined()) { err(c, key, "expected {at: DURATION, match: {...}, set: {...}, scale: {...}}"); continue; }
-        auto at = c["at"].IsScalar() ? parse_duration(c["at"].Scalar()) : std::nullopt;
+        if (!gw::yaml::is_map(c) || !c["at"].IsDefined()) { err(c, key, "expected {at: DURATION, match: {...}, set: {...}, scale: {...}}"); continue; }
+        auto at = gw::yaml::is_scalar(c["at"]) ? parse_duration(c["at"].Scalar()) : std::nullopt;
         if (!at) err(c["at"], key + ".at", "expected a duration from the start, like 10m");
         else ch.at_ms = *at;
         Profile probe;
@@ -216,7 +218,7 @@ std::vector<ConfigError> scenario_from_yaml(const std::string& text, const std::
           if (k == "at") continue;
           if (k != "match" && k != "set" && k != "scale") { err(it->first, key + "." + k, "unknown key; known: at, match, set, scale"); continue; }
           const YAML::Node section = it->second;
-          if (!section.IsMap()) { err(section, key + "." + k, "expected a mapping"); continue; }
+          if (!gw::yaml::is_map(section)) { err(section, key + "." + k, "expected a mapping"); continue; }
           for (auto jt = section.begin(); jt != section.end(); ++jt) {
             std::string kk = jt->first.Scalar();
             if (k == "match") { ch.match[kk] = jt->second.Scalar(); continue; }

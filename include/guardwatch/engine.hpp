@@ -14,6 +14,7 @@
 #include "guardwatch/extract.hpp"
 #include "guardwatch/metrics.hpp"
 #include "guardwatch/record.hpp"
+#include "guardwatch/rules.hpp"
 #include "guardwatch/store.hpp"
 
 namespace gw {
@@ -21,7 +22,8 @@ namespace gw {
 class Engine {
  public:
   // `wall_clock_ms` bounds future timestamps in live mode; pass nullptr for replay.
-  Engine(const Config& cfg, std::function<int64_t()> wall_clock_ms = nullptr);
+  // `custom` metrics (declared in rule files) are registered after the built-ins.
+  Engine(const Config& cfg, std::function<int64_t()> wall_clock_ms = nullptr, const std::vector<CustomMetric>& custom = {});
   ~Engine();
 
   // Decodes, extracts and aggregates one record. Returns what happened to it.
@@ -41,7 +43,9 @@ class Engine {
   // A Kafka consumer reads partitions at different paces; judging lateness per partition keeps a
   // partition that is read later from counting as late.
   int64_t max_event_ms() const { return max_event_ms_.load(std::memory_order_relaxed); }
-  int64_t watermark_ms() const;
+  int64_t watermark_ms() const { return watermark_.load(std::memory_order_relaxed); }
+  // Called on the ingesting thread after each applied record (replay drives rule evaluation).
+  void on_applied(std::function<void()> f) { on_applied_ = std::move(f); }
   // Forget a partition's progress (it was revoked and belongs to another replica now).
   void forget_partition(std::string_view topic, int32_t partition);
   uint64_t outcome_count(Outcome o) const { return outcomes_[size_t(o)].load(std::memory_order_relaxed); }
@@ -69,9 +73,12 @@ class Engine {
   };
   std::vector<PartitionClock> partitions_;  // guarded by mu_
   int64_t watermark_locked() const;
+  std::atomic<int64_t> watermark_{std::numeric_limits<int64_t>::min() / 2};
+  std::function<void()> on_applied_;
 };
 
 // Builds the matcher from the configured lexicon files; errors name file, line and key.
-std::unique_ptr<Matcher> build_matcher(const Config& cfg, std::vector<ConfigError>& errors);
+std::unique_ptr<Matcher> build_matcher(const Config& cfg, std::vector<ConfigError>& errors,
+                                       std::vector<LexiconSpec> extra = {});
 
 }  // namespace gw

@@ -67,12 +67,24 @@ class Matcher {
 
 class FieldSet;
 
+// A custom metric as the extractor evaluates it (declared in rule files).
+struct CustomExtract {
+  uint16_t metric;
+  bool from_pattern = false;  // proportion over the response text (the matcher's group `metric`)
+  uint16_t field = 0;         // record field id (FieldSet)
+  enum class Op { kValue, kEq, kNe, kLt, kLe, kGt, kGe, kPresent } op = Op::kValue;
+  std::string operand;
+  double operand_num = 0;
+  bool operand_is_num = false;
+};
+
 class Extractor {
  public:
-  Extractor(const Config& cfg, const MetricRegistry& metrics, Matcher& matcher);
+  Extractor(const Config& cfg, const MetricRegistry& metrics, Matcher& matcher, std::vector<CustomExtract> custom = {});
   void extract(const Record& r, Observation& out);
 
  private:
+  std::vector<CustomExtract> custom_;
   const Config& cfg_;
   const MetricRegistry& metrics_;
   Matcher& matcher_;

@@ -49,8 +49,28 @@ struct WindowAgg {
 // Label values of a series: model, model_version, endpoint, variant, then dimensions.
 using LabelValues = std::vector<std::string>;
 
+// A recent record, kept so alerts can point at real examples.
+struct ExemplarSlot {
+  int64_t ts_ms = std::numeric_limits<int64_t>::min();
+  int64_t epoch = std::numeric_limits<int64_t>::min();  // ts / kExemplarSpacingMs
+  double value = 0;
+  char id[48];
+  uint8_t id_len = 0;
+  uint16_t topic = 0;  // index into Store::topics(); 0 = not from Kafka
+  int32_t partition = -1;
+  int64_t offset = -1;
+  int64_t line = 0;
+};
+
 struct Series {
   LabelValues labels;
+  // Exemplar rings, one slot per 15 s of event time (4 minutes, longer than the allowed
+  // lateness, so the slots before an evaluation time are still there when it runs):
+  // per proportion metric the first success of each slot (e.g. a refused response); per
+  // distribution metric the largest and the smallest value of each slot.
+  static constexpr int64_t kExemplarSpacingMs = 15'000;
+  static constexpr size_t kExemplarSlots = 16;
+  std::vector<std::array<ExemplarSlot, kExemplarSlots>> rings;
   struct Bucket {
     int64_t epoch = std::numeric_limits<int64_t>::min();  // start / resolution
     uint64_t records = 0;
@@ -67,10 +87,21 @@ class Store {
 
   // Finds or creates the series of a record's labels, applying the caps.
   Series& series_for(const std::vector<std::string_view>& labels);
-  void add(Series& s, int64_t ts_ms, const Observation& obs);
+  // `rec` (optional) supplies the request id and source position kept as exemplars.
+  void add(Series& s, int64_t ts_ms, const Observation& obs, const Record* rec = nullptr);
 
-  // Window [end - length, end) (bucket-aligned in the finest tier that retains it).
-  WindowAgg query(const Series& s, int64_t end_ms, int64_t length_ms) const;
+  // Window [end - length, end) (bucket-aligned in the finest tier that retains it). With `only`,
+  // just those metrics are merged.
+  WindowAgg query(const Series& s, int64_t end_ms, int64_t length_ms, const std::vector<int>* only = nullptr) const;
+
+  struct ExemplarOut {
+    const ExemplarSlot* slot;
+    double value;
+  };
+  // Exemplars of `metric` with event time in [from, to): for proportions the most recent
+  // successes; for distributions the recent records with the largest (or smallest) values.
+  void exemplars(const Series& s, int metric, int64_t from, int64_t to, bool largest, std::vector<ExemplarOut>& out) const;
+  const std::vector<std::string>& topics() const { return topics_; }
 
   const std::vector<std::string>& label_names() const { return label_names_; }
   const std::vector<std::unique_ptr<Series>>& series() const { return series_; }
@@ -98,6 +129,9 @@ class Store {
   std::vector<int32_t> keys_;  // per-metric sketch keys of the current observation
   std::vector<uint16_t> slot_;  // metric id -> index in Bucket::props or Bucket::dists
   size_t n_props_ = 0, n_dists_ = 0;
+  std::vector<std::string> topics_{""};
+  void init_series(Series& s) const;
+  void fill_slot(ExemplarSlot& e, int64_t ts, double v, const Record& r);
 };
 
 }  // namespace gw
