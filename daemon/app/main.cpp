@@ -3,8 +3,10 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -57,6 +59,20 @@ int cmd_check(const Common& c) {
     auto m = build_matcher(r.config, lex);
     std::printf("%s lexicons (%zu patterns compiled into one matcher)\n", lex.empty() ? "ok  " : "FAIL", m ? m->size() : size_t(0));
     errs.insert(errs.end(), lex.begin(), lex.end());
+    if (!c.rules.empty() || !r.config.rule_paths.empty()) {
+      Config cfg = r.config;
+      for (auto& p : c.rules) cfg.rule_paths.push_back(p);
+      try {
+        Engine engine(cfg, nullptr, custom_metrics_for(cfg));
+        RuleLoad rl = load_rules(cfg.rule_paths, engine.metrics(), engine.store().label_names(), engine.store().retention_ms());
+        std::printf("%s rules (%zu files, %zu groups, %zu rules, %zu custom metrics)\n", rl.ok() ? "ok  " : "FAIL", rl.rules.files.size(),
+                    rl.rules.groups.size(), rl.rules.rule_count(), rl.rules.metrics.size());
+        errs.insert(errs.end(), rl.errors.begin(), rl.errors.end());
+      } catch (const std::exception& e) {
+        std::printf("FAIL rules\n");
+        errs.push_back({"", 0, 0, "rules", e.what()});
+      }
+    }
     if (!r.config.kafka_topics.empty()) {
       try {
         KafkaSource probe(r.config);  // validates every librdkafka property without connecting
@@ -189,7 +205,7 @@ int cmd_run(const Common& c) {
   std::unique_ptr<Source> source;
   KafkaSource* kafka = nullptr;
   try {
-    engine = std::make_unique<Engine>(cfg, use_kafka ? std::function<int64_t()>(wall_ms) : nullptr);
+    engine = std::make_unique<Engine>(cfg, use_kafka ? std::function<int64_t()>(wall_ms) : nullptr, custom_metrics_for(cfg));
     if (use_kafka) {
       auto k = std::make_unique<KafkaSource>(cfg);
       kafka = k.get();
@@ -202,6 +218,23 @@ int cmd_run(const Common& c) {
     return 1;
   }
   Engine& eng = *engine;
+  RuleRuntime rules(eng);
+  if (!cfg.rule_paths.empty()) {
+    auto errs = rules.load();
+    if (!errs.empty()) {
+      for (auto& e : errs) std::fprintf(stderr, "%s\n", e.str().c_str());
+      std::fprintf(stderr, "guardwatch run: %zu error(s) in the rules\n", errs.size());
+      return 1;
+    }
+    rules.on_event([&](const AlertEvent& e) {
+      std::string labels;
+      for (auto& [k, v] : e.alert.labels) labels += (labels.empty() ? "" : ",") + k + "=" + v;
+      log::info("alert {} {} {{{}}} effect={:.4g} p={:.3g} n={}/{}", e.kind, e.alert.rule, labels, e.alert.evidence.effect,
+                e.alert.evidence.p_value, e.alert.evidence.current.n, e.alert.evidence.baseline.n);
+    });
+    // A file is replayed in event time: its records drive the evaluations, as in `replay`.
+    if (!use_kafka) eng.on_applied([&] { rules.advance(eng.watermark_ms()); });
+  }
   boost::asio::io_context io;
   std::atomic<bool> stop{false}, input_done{false};
   auto end_ms = [&]() -> int64_t { return use_kafka ? wall_ms() : eng.max_event_ms() + 1; };
@@ -214,29 +247,84 @@ int cmd_run(const Common& c) {
     return 1;
   }
   server->route("/metrics", [&](const std::string&) {
-    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", serialize_metrics({&collector})};
+    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", serialize_metrics({&collector, &rules.collector()})};
   });
   server->route("/healthz", [](const std::string&) { return HttpResponse{200, "application/json", "{\"status\":\"ok\"}\n"}; });
   server->route("/readyz", [&](const std::string&) {
     bool ready = use_kafka ? kafka->stats().assigned : input_done.load();
     return HttpResponse{ready ? 200 : 503, "application/json", ready ? "{\"status\":\"ready\"}\n" : "{\"status\":\"warming up\"}\n"};
   });
+  server->route("/api/v1/rules", [&](const std::string&) { return HttpResponse{200, "application/json", rules.rules_json().dump(2) + "\n"}; });
+  server->route("/api/v1/alerts", [&](const std::string&) { return HttpResponse{200, "application/json", rules.alerts_json().dump(2) + "\n"}; });
   server->route("/api/v1/report", [&](const std::string&) {
     return HttpResponse{200, "application/json", window_report(eng, end_ms()).dump(2) + "\n"};
   });
   server->start();
   log::info("guardwatch {} listening on http://{} reading {}", build_version(), server->address(), source->describe());
+  // Live evaluation on the wall clock; rule files are reloaded on SIGHUP and when they change.
+  auto reload = [&](const char* why) {
+    if (cfg.rule_paths.empty()) return;
+    auto errs = rules.load();
+    if (errs.empty()) {
+      log::info("rules reloaded ({})", why);
+    } else {
+      for (auto& e : errs) log::error("rule reload failed, keeping the previous rules: {}", e.str());
+    }
+  };
+  auto stamp = [&]() {
+    std::string s;
+    std::vector<std::string> paths = cfg.rule_paths;
+    for (auto& f : rules.watched_files()) paths.push_back(f);
+    for (auto& p : paths) {
+      std::error_code ec;
+      if (std::filesystem::is_directory(p, ec))
+        for (auto& e : std::filesystem::directory_iterator(p, ec)) s += e.path().string() + ";";
+      auto t = std::filesystem::last_write_time(p, ec);
+      s += p + "@" + (ec ? "-" : std::to_string(t.time_since_epoch().count())) + ";";
+    }
+    return s;
+  };
+  std::string last_stamp = stamp();
+  boost::asio::steady_timer timer(io);
+  int ticks = 0;
+  std::function<void()> arm = [&] {
+    timer.expires_after(std::chrono::seconds(1));
+    timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (use_kafka && rules.loaded()) rules.tick(wall_ms());
+      if (++ticks % 2 == 0) {
+        std::string now = stamp();
+        if (now != last_stamp) {
+          last_stamp = now;
+          reload("a rule file changed");
+        }
+      }
+      arm();
+    });
+  };
+  arm();
+  boost::asio::signal_set hup(io, SIGHUP);
+  std::function<void()> wait_hup = [&] {
+    hup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      reload("SIGHUP");
+      wait_hup();
+    });
+  };
+  wait_hup();
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     log::info("received signal {}, shutting down", sig);
     stop = true;
     server->stop();
+    timer.cancel();
     io.stop();
   });
   int rc = 0;
   std::thread worker([&] {
     if (!source->run(eng, stop)) rc = 1;
+    if (!use_kafka && rules.loaded()) rules.advance(eng.max_event_ms());
     input_done = true;
     if (!use_kafka)
       log::info("input {} done: {} records, {} applied; serving results until SIGTERM", source->describe(), eng.records_seen(),

@@ -339,6 +339,7 @@ void parse_file(const std::string& file, const MetricRegistry& metrics, const st
       c.prefix = gprefix + rkey + " \"" + rule.alert + "\": ";
       c.keys(rn, "", {"alert", "metric", "test", "min_effect", "tax", "current", "baseline", "min_samples", "recovery", "critical", "for",
                       "keep_firing_for", "labels", "annotations"});
+      bool bad = false;  // keep checking the rest of the rule, but do not keep the rule
       const YAML::Node tax = rn["tax"];
       if (tax.IsDefined()) {
         if (rn["metric"].IsDefined()) c.err(rn["metric"], "metric", "an alignment-tax rule names its metrics under tax.primary and tax.guardrail");
@@ -351,13 +352,13 @@ void parse_file(const std::string& file, const MetricRegistry& metrics, const st
         c.keys(tax["guardrail"], "tax.guardrail", {"metric", "test", "min_effect"});
         auto p = parse_condition(c, tax["primary"], "tax.primary.", metrics, out.metrics);
         auto gr = parse_condition(c, tax["guardrail"], "tax.guardrail.", metrics, out.metrics);
-        if (!p || !gr) continue;
-        rule.primary = *p;
-        rule.cond = *gr;
+        bad = !p || !gr;
+        if (p) rule.primary = *p;
+        if (gr) rule.cond = *gr;
       } else {
         auto cond = parse_condition(c, rn, "", metrics, out.metrics);
-        if (!cond) continue;
-        rule.cond = *cond;
+        bad = !cond;
+        if (cond) rule.cond = *cond;
       }
       if (!rn["current"].IsDefined()) c.err(rn, "current", "missing key \"current\"");
       else rule.current = parse_window(c, rn["current"], "current", labels);
@@ -384,7 +385,7 @@ void parse_file(const std::string& file, const MetricRegistry& metrics, const st
       if (auto it = rule.labels.find("severity"); it != rule.labels.end() && it->second != "critical" && it->second != "warning" &&
                                                   it->second != "info")
         c.err(rn["labels"]["severity"], "labels.severity", "expected critical, warning or info");
-      group.rules.push_back(std::move(rule));
+      if (!bad) group.rules.push_back(std::move(rule));
     }
     c.prefix.clear();
     out.groups.push_back(std::move(group));
