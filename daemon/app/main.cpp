@@ -145,7 +145,8 @@ int cmd_replay(const Common& c, const ReplayOptions& ro) {
             double(engine.records_seen()) / std::max(secs, 1e-9), engine.outcome_count(Outcome::kApplied));
   if (!incidents.empty()) {
     std::vector<std::string> names;
-    for (auto& g : rules.rules_json()["groups"])
+    const nlohmann::json rj = rules.rules_json();
+    for (auto& g : rj["groups"])
       for (auto& r : g["rules"]) names.push_back(r["alert"]);
     auto score = score_incidents(timeline, incidents, names, *parse_duration(ro.grace));
     if (timeline_fmt == "table") {

@@ -63,3 +63,21 @@ a = subprocess.run([binary, "replay", "--input", data, "--rules", rule_file], ca
 b = subprocess.run([binary, "replay", "--input", data, "--rules", rule_file], capture_output=True).stdout
 assert a == b and len(a.splitlines()) >= 4, (len(a), len(b))
 print(f"ok: replay timeline identical across runs ({len(a.splitlines())} events)")
+
+# Backtest against labelled incidents: precision, recall and delay per rule.
+first_ts = json.loads(open(data).readline())["ts"]
+import datetime  # noqa: E402
+t0 = datetime.datetime.strptime(first_ts[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+t0 = t0.replace(second=0, microsecond=0)
+fmt = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+inc = os.path.join(work, "incidents.yaml")
+with open(inc, "w") as f:
+    f.write("incidents:\n")
+    f.write(f"  - {{labels: {{model: gpt-x}}, start: {fmt(t0 + datetime.timedelta(minutes=20))}, end: {fmt(t0 + datetime.timedelta(minutes=40))}}}\n")
+out = run([binary, "replay", "--input", data, "--rules", rule_file, "--incidents", inc])
+scores = {s["alert"]: s for s in json.loads(out.strip().splitlines()[-1])["incident_scores"]}
+r = scores["CandidateRefusalRateUp"]
+assert r["recall"] == 1.0 and r["precision"] == 1.0, r
+assert 0 < r["detection_delay_seconds"]["p50"] < 600, r
+assert scores["CandidateErrorRateUp"]["firing_events"] == 0 and scores["CandidateErrorRateUp"]["recall"] == 0.0, scores["CandidateErrorRateUp"]
+print(f"ok: incidents: CandidateRefusalRateUp precision 1, recall 1, delay {r['detection_delay_seconds']['p50']:.0f}s")
