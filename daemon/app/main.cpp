@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdio>
@@ -30,6 +31,7 @@ int64_t wall_ms() {
 }
 
 struct Common {
+  uint64_t stop_after = 0;  // run: exit once this many records were read (benchmarks)
   std::string config;
   std::string input;
   std::string listen;
@@ -324,7 +326,22 @@ int cmd_run(const Common& c) {
   });
   int rc = 0;
   std::thread worker([&] {
+    std::thread stopper;
+    if (c.stop_after)
+      stopper = std::thread([&] {
+        while (!stop && eng.records_seen() < c.stop_after) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        if (!stop) {
+          log::info("read {} records (--stop-after): stopping", eng.records_seen());
+          stop = true;
+          boost::asio::post(io, [&] {
+            server->stop();
+            timer.cancel();
+            io.stop();
+          });
+        }
+      });
     if (!source->run(eng, stop)) rc = 1;
+    if (stopper.joinable()) stopper.join();
     if (!use_kafka && rules.loaded()) rules.advance(eng.max_event_ms());
     input_done = true;
     if (!use_kafka)
@@ -436,6 +453,7 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Run the daemon: read Kafka (kafka.topics) or --input, serve /metrics");
   add_common(run, true);
   run->add_option("--listen", c.listen, "HTTP address host:port (default 127.0.0.1:9464)");
+  run->add_option("--stop-after", c.stop_after, "exit after reading this many records (for benchmarks)");
   ReplayOptions ro;
   auto* replay = app.add_subcommand("replay", "Process a JSONL file at full speed in event time: final windows, or with --rules the alert timeline");
   add_common(replay, true);

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Kafka consume throughput: `guardwatch run` on a 1,000,000-record topic (consumer group, decode,
+# extract, aggregate, offset store) against `kcat -C -e` reading the same topic to /dev/null.
+# Both timed as whole processes from start to the last record. Target ratio >= 0.8.
+#   bench/kafka.sh [BUILD_DIR] [RECORDS=1000000]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+n=${2:-1000000}
+brokers=$("$root/scripts/kafka" start | tail -1)
+topic=bench-$n
+if ! kcat -b "$brokers" -L -t "$topic" 2>/dev/null | grep -q "partition 5"; then
+  echo "producing $n records to $topic (6 partitions)..." >&2
+  "$build/guardwatch" generate --scenario "$root/bench/scenarios/replay-1m.yaml" --count "$n" \
+      --kafka-brokers "$brokers" --topic "$topic" --partitions 6 2>&1 | tail -1 >&2
+fi
+cfg=$(mktemp --suffix=.yaml)
+now() { date +%s.%N; }
+t0=$(now); kcat -C -b "$brokers" -t "$topic" -o beginning -e -q > /dev/null; t1=$(now)
+k=$(echo "$t1 - $t0" | bc -l)
+printf 'kafka:\n  topics: [%s]\n  properties: {bootstrap.servers: "%s", group.id: bench-%s}\nwindows: {allowed_lateness: 30d}\n' "$topic" "$brokers" "$RANDOM$RANDOM" > "$cfg"
+t0=$(now); "$build/guardwatch" run --config "$cfg" --listen 127.0.0.1:0 --stop-after "$n" 2>/dev/null; t1=$(now)
+g=$(echo "$t1 - $t0" | bc -l)
+printf 'kcat -C -e:       %.3f s  %.0f records/s\n' "$k" "$(echo "$n/$k" | bc -l)"
+printf 'guardwatch run:   %.3f s  %.0f records/s\n' "$g" "$(echo "$n/$g" | bc -l)"
+printf 'ratio guardwatch/kcat: %.2f (target >= 0.80)\n' "$(echo "$k/$g" | bc -l)"
+rm -f "$cfg"
