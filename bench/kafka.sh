@@ -8,11 +8,16 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 n=${2:-1000000}
 brokers=$("$root/scripts/kafka" start | tail -1)
-topic=bench-$n
-if ! kcat -b "$brokers" -L -t "$topic" 2>/dev/null | grep -q "partition 5"; then
+# One topic per broker state directory (recorded there), produced once: event times end ~now.
+marker=${GW_KAFKA_DIR:-/tmp/guardwatch-kafka}/bench-topic-$n
+if [ -s "$marker" ]; then
+  topic=$(cat "$marker")
+else
+  topic=bench-$n-$(date +%s)
   echo "producing $n records to $topic (6 partitions)..." >&2
-  "$build/guardwatch" generate --scenario "$root/bench/scenarios/replay-1m.yaml" --count "$n" \
+  "$build/guardwatch" generate --scenario "$root/bench/scenarios/replay-1m.yaml" --count "$n" --start now-12h \
       --kafka-brokers "$brokers" --topic "$topic" --partitions 6 2>&1 | tail -1 >&2
+  echo "$topic" > "$marker"
 fi
 cfg=$(mktemp --suffix=.yaml)
 now() { date +%s.%N; }

@@ -114,33 +114,38 @@ Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation
   Record& r = rec_;
   r.pos = pos;
   if (rec_out) *rec_out = &r;
-  auto reject = [&](Outcome o, std::string_view detail) {
+  // Counting is the whole cost of a rejected record; the log line is formatted only when the
+  // per-reason rate limit lets it through.
+  auto reject = [&](Outcome o, auto&& detail) {
     outcomes_[size_t(o)].fetch_add(1, std::memory_order_relaxed);
+    long suppressed = log::take(outcome_name(o), cfg_.log_samples_per_second);
+    if (suppressed < 0) return o;
     std::string where = pos.topic.empty() ? (pos.line ? "line " + std::to_string(pos.line) : std::string("input"))
                                           : std::string(pos.topic) + "/" + std::to_string(pos.partition) + "@" + std::to_string(pos.offset);
-    log::sampled(outcome_name(o), cfg_.log_samples_per_second, log::Level::kWarn,
-                 fmt::format("record skipped: outcome={} at={} detail={}", outcome_name(o), where, detail));
+    std::string msg = fmt::format("record skipped: outcome={} at={} detail={}", outcome_name(o), where, detail());
+    if (suppressed > 0) msg += fmt::format(" ({} similar records skipped without a log line)", suppressed);
+    log::write(log::Level::kWarn, msg);
     return o;
   };
   DecodeResult dr = decoder_->decode(bytes, r);
-  if (dr.outcome != Outcome::kApplied) return reject(dr.outcome, dr.detail);
+  if (dr.outcome != Outcome::kApplied) return reject(dr.outcome, [&] { return dr.detail; });
 
   // Event time.
   const FieldValue& ts = r[kTs];
-  if (!ts.present()) return reject(Outcome::kMissingTimestamp, "no timestamp at " + fields_->pointer(kTs));
+  if (!ts.present()) return reject(Outcome::kMissingTimestamp, [&] { return "no timestamp at " + fields_->pointer(kTs); });
   int64_t ms;
   if (ts.type == FieldValue::kString) {
-    if (!parse_rfc3339(ts.str, ms)) return reject(Outcome::kBadTimestamp, "not an RFC 3339 timestamp: " + std::string(ts.str.substr(0, 64)));
+    if (!parse_rfc3339(ts.str, ms)) return reject(Outcome::kBadTimestamp, [&] { return "not an RFC 3339 timestamp: " + std::string(ts.str.substr(0, 64)); });
   } else {
     double v = ts.num;
-    if (!std::isfinite(v)) return reject(Outcome::kBadTimestamp, "timestamp is not finite");
+    if (!std::isfinite(v)) return reject(Outcome::kBadTimestamp, [&] { return std::string("timestamp is not finite"); });
     if (std::fabs(v) >= 1e14) v /= 1000.0;      // microseconds
     else if (std::fabs(v) < 1e11) v *= 1000.0;  // seconds
     ms = int64_t(std::llround(v));
   }
-  if (ms < kMinTs || ms > kMaxTs) return reject(Outcome::kBadTimestamp, "timestamp out of range: " + std::to_string(ms));
+  if (ms < kMinTs || ms > kMaxTs) return reject(Outcome::kBadTimestamp, [&] { return "timestamp out of range: " + std::to_string(ms); });
   if (wall_clock_ms_ && ms > wall_clock_ms_() + cfg_.max_future_ms)
-    return reject(Outcome::kBadTimestamp, "timestamp too far in the future: " + format_rfc3339(ms));
+    return reject(Outcome::kBadTimestamp, [&] { return "timestamp too far in the future: " + format_rfc3339(ms); });
   r.ts_ms = ms;
 
   // Value sanity: negative or absurd measurements are rejected as a whole.
@@ -149,12 +154,12 @@ Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation
     return v.type == FieldValue::kNumber && !(v.num >= lo && v.num <= hi);
   };
   if (bad_num(kLatencyMs, 0, 86'400'000) || bad_num(kTtftMs, 0, 86'400'000))
-    return reject(Outcome::kInvalidValue, "latency_ms/ttft_ms outside [0, 1 day]");
+    return reject(Outcome::kInvalidValue, [&] { return std::string("latency_ms/ttft_ms outside [0, 1 day]"); });
   if (bad_num(kPromptTokens, 0, 1e9) || bad_num(kCompletionTokens, 0, 1e9))
-    return reject(Outcome::kInvalidValue, "token count outside [0, 1e9]");
-  if (bad_num(kCostUsd, 0, 1e6)) return reject(Outcome::kInvalidValue, "cost_usd outside [0, 1e6]");
+    return reject(Outcome::kInvalidValue, [&] { return std::string("token count outside [0, 1e9]"); });
+  if (bad_num(kCostUsd, 0, 1e6)) return reject(Outcome::kInvalidValue, [&] { return std::string("cost_usd outside [0, 1e6]"); });
   if (bad_num(kJudgeScore, -1e9, 1e9) || bad_num(kUserFeedback, -1e9, 1e9))
-    return reject(Outcome::kInvalidValue, "judge_score/user_feedback not a finite number");
+    return reject(Outcome::kInvalidValue, [&] { return std::string("judge_score/user_feedback not a finite number"); });
 
   Observation& o = obs_out ? *obs_out : obs_;
   extractor_->extract(r, o);
@@ -173,7 +178,7 @@ Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation
     int64_t wm = pc->max_ms - cfg_.allowed_lateness_ms;
     if (ms < wm) {
       g.unlock();
-      return reject(Outcome::kLate, "event time " + format_rfc3339(ms) + " is before the watermark " + format_rfc3339(wm));
+      return reject(Outcome::kLate, [&] { return "event time " + format_rfc3339(ms) + " is before the watermark " + format_rfc3339(wm); });
     }
     if (ms > pc->max_ms) {
       pc->max_ms = ms;

@@ -49,6 +49,28 @@ void write(Level l, std::string_view msg) {
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
+long take(std::string_view key, double per_second) {
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard g(g_mu);
+  auto it = g_buckets.find(std::string(key));
+  if (it == g_buckets.end()) it = g_buckets.emplace(std::string(key), Bucket{per_second, now}).first;
+  else {
+    Bucket& b = it->second;
+    double dt = std::chrono::duration<double>(now - b.last).count();
+    b.tokens = std::min(std::max(per_second, 1.0), b.tokens + dt * per_second);
+    b.last = now;
+  }
+  Bucket& b = it->second;
+  if (b.tokens < 1.0) {
+    ++b.dropped;
+    return -1;
+  }
+  b.tokens -= 1.0;
+  long d = long(b.dropped);
+  b.dropped = 0;
+  return d;
+}
+
 bool sampled(std::string_view key, double per_second, Level l, std::string_view msg) {
   auto now = std::chrono::steady_clock::now();
   uint64_t dropped = 0;
