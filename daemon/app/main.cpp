@@ -20,6 +20,7 @@
 #include "guardwatch/runtime.hpp"
 #include "guardwatch/http.hpp"
 #include "guardwatch/log.hpp"
+#include "guardwatch/notify.hpp"
 #include "guardwatch/source.hpp"
 
 namespace {
@@ -32,6 +33,8 @@ int64_t wall_ms() {
 
 struct Common {
   uint64_t stop_after = 0;  // run: exit once this many records were read (benchmarks)
+  std::vector<std::string> alertmanagers;
+  double shutdown_timeout_s = 10;
   std::string config;
   std::string input;
   std::string listen;
@@ -48,6 +51,7 @@ bool load(const Common& c, Config& out) {
   }
   out = std::move(r.config);
   if (!c.listen.empty()) out.listen = c.listen;
+  for (auto& a : c.alertmanagers) out.alerting.alertmanagers.push_back(a);
   for (auto& p : c.rules) out.rule_paths.push_back(p);
   return true;
 }
@@ -240,6 +244,7 @@ int cmd_run(const Common& c) {
   }
   boost::asio::io_context io;
   std::atomic<bool> stop{false}, input_done{false};
+  std::unique_ptr<Notifier> notifier;
   auto end_ms = [&]() -> int64_t { return use_kafka ? wall_ms() : eng.max_event_ms() + 1; };
   EngineCollector collector(eng, end_ms, kafka ? std::function<KafkaStats()>([kafka] { return kafka->stats(); }) : nullptr);
   std::unique_ptr<HttpServer> server;
@@ -250,7 +255,8 @@ int cmd_run(const Common& c) {
     return 1;
   }
   server->route("/metrics", [&](const std::string&) {
-    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", serialize_metrics({&collector, &rules.collector()})};
+    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
+                        serialize_metrics({&collector, &rules.collector(), &notifier->collector()})};
   });
   server->route("/healthz", [](const std::string&) { return HttpResponse{200, "application/json", "{\"status\":\"ok\"}\n"}; });
   server->route("/readyz", [&](const std::string&) {
@@ -262,6 +268,12 @@ int cmd_run(const Common& c) {
   server->route("/api/v1/report", [&](const std::string&) {
     return HttpResponse{200, "application/json", window_report(eng, end_ms()).dump(2) + "\n"};
   });
+  if (cfg.alerting.external_url.empty()) cfg.alerting.external_url = "http://" + server->address();
+  notifier = std::make_unique<Notifier>(cfg.alerting, wall_ms, rules.max_interval_ms());
+  if (notifier->enabled()) {
+    rules.on_event([&](const AlertEvent& e) { notifier->on_event(e); });
+    log::info("sending alerts to {} Alertmanager(s) and {} webhook(s)", cfg.alerting.alertmanagers.size(), cfg.alerting.webhooks.size());
+  }
   server->start();
   log::info("guardwatch {} listening on http://{} reading {}", build_version(), server->address(), source->describe());
   // Live evaluation on the wall clock; rule files are reloaded on SIGHUP and when they change.
@@ -295,6 +307,7 @@ int cmd_run(const Common& c) {
     timer.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
       if (use_kafka && rules.loaded()) rules.tick(wall_ms());
+      notifier->tick();
       if (++ticks % 2 == 0) {
         std::string now = stamp();
         if (now != last_stamp) {
@@ -352,6 +365,11 @@ int cmd_run(const Common& c) {
   http_thread.join();
   stop = true;
   worker.join();
+  // Deliver what is queued (resolved alerts above all) before exiting, within the deadline.
+  if (notifier->enabled()) {
+    size_t left = notifier->drain(int64_t(c.shutdown_timeout_s * 1000));
+    if (left) log::warn("exiting with {} undelivered alert notification(s)", left);
+  }
   return rc;
 }
 
@@ -454,6 +472,8 @@ int main(int argc, char** argv) {
   add_common(run, true);
   run->add_option("--listen", c.listen, "HTTP address host:port (default 127.0.0.1:9464)");
   run->add_option("--stop-after", c.stop_after, "exit after reading this many records (for benchmarks)");
+  run->add_option("--alertmanager", c.alertmanagers, "Alertmanager base URL to send alerts to (repeatable)");
+  run->add_option("--shutdown-timeout", c.shutdown_timeout_s, "seconds to deliver pending notifications on SIGTERM (default 10)");
   ReplayOptions ro;
   auto* replay = app.add_subcommand("replay", "Process a JSONL file at full speed in event time: final windows, or with --rules the alert timeline");
   add_common(replay, true);

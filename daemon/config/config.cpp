@@ -48,6 +48,23 @@ const Option kOptions[] = {
     {"extract.error_statuses", "list of strings", "[error, failed, failure, timeout, cancelled]", "Status words that count as errors (HTTP codes >= 400 always do)."},
     {"extract.prices", "map model->{input_per_million, output_per_million}", "{}", "USD per million prompt/completion tokens; key `*` is the fallback. A record's own cost_usd field wins."},
     {"rules", "list of paths", "[]", "Rule files or directories (used by the rule engine). `--rules` adds to it."},
+    {"alerting", "map", "", "Where alerts go."},
+    {"alerting.alertmanagers", "list of URLs", "[]", "Alertmanager base URLs; alerts are POSTed to <url>/api/v2/alerts. `--alertmanager URL` adds to it."},
+    {"alerting.webhooks", "list of URLs", "[]", "URLs that receive the same alert JSON array (POST)."},
+    {"alerting.resend_interval", "duration", "1m", "Firing alerts are re-sent this often, with endsAt = now + 4 x max(resend_interval, evaluation interval)."},
+    {"alerting.timeout", "duration", "10s", "Timeout of one POST."},
+    {"alerting.queue_capacity", "count", "10000", "Alerts queued per target; beyond it the oldest are dropped and counted in guardwatch_notifications_dropped_total."},
+    {"alerting.max_backoff", "duration", "1m", "Failed POSTs are retried after 0.5 s, doubling up to this."},
+    {"alerting.external_url", "URL", "http://<listen>", "Base of each alert's generatorURL."},
+    {"alerting.basic_auth", "{username, password}", "", "HTTP basic auth for every target (values may use ${ENV})."},
+    {"alerting.bearer_token", "string", "", "Bearer token for every target."},
+    {"alerting.tls", "{ca_file, cert_file, key_file, insecure_skip_verify}", "", "TLS options for https targets."},
+    {"alerting.basic_auth.username", "string", "", "Basic auth user."},
+    {"alerting.basic_auth.password", "string", "", "Basic auth password (never logged, never in /api output)."},
+    {"alerting.tls.ca_file", "path", "", "CA bundle to verify targets."},
+    {"alerting.tls.cert_file", "path", "", "Client certificate."},
+    {"alerting.tls.key_file", "path", "", "Client key."},
+    {"alerting.tls.insecure_skip_verify", "bool", "false", "Skip certificate verification (testing only)."},
     {"log", "map", "", "Logging."},
     {"log.level", "debug|info|warn|error", "info", "Least severe level written to stderr."},
     {"log.samples_per_second", "number", "1", "Rate limit for per-record warnings (e.g. malformed records), per reason."},
@@ -310,6 +327,50 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
   }
 
   if (const YAML::Node& n = root["rules"]; n.IsDefined()) c.rule_paths = rd.strings(n, "rules");
+
+  if (YAML::Node a = section("alerting"); gw::yaml::is_map(a)) {
+    auto& al = c.alerting;
+    if (const YAML::Node& n = a["alertmanagers"]; n.IsDefined()) al.alertmanagers = rd.strings(n, "alerting.alertmanagers");
+    if (const YAML::Node& n = a["webhooks"]; n.IsDefined()) al.webhooks = rd.strings(n, "alerting.webhooks");
+    if (const YAML::Node& n = a["resend_interval"]; n.IsDefined())
+      if (auto v = rd.duration(n, "alerting.resend_interval")) al.resend_interval_ms = *v;
+    if (const YAML::Node& n = a["timeout"]; n.IsDefined())
+      if (auto v = rd.duration(n, "alerting.timeout")) al.timeout_ms = *v;
+    if (const YAML::Node& n = a["max_backoff"]; n.IsDefined())
+      if (auto v = rd.duration(n, "alerting.max_backoff")) al.max_backoff_ms = *v;
+    if (const YAML::Node& n = a["queue_capacity"]; n.IsDefined())
+      if (auto v = rd.number<uint32_t>(n, "alerting.queue_capacity", 1, 1e7)) al.queue_capacity = *v;
+    if (const YAML::Node& n = a["external_url"]; n.IsDefined())
+      if (auto v = rd.str(n, "alerting.external_url")) al.external_url = *v;
+    if (const YAML::Node& n = a["bearer_token"]; n.IsDefined())
+      if (auto v = rd.str(n, "alerting.bearer_token")) al.bearer_token = *v;
+    if (const YAML::Node n = a["basic_auth"]; n.IsDefined()) {
+      if (!gw::yaml::is_map(n)) rd.error(n, "alerting.basic_auth", "expected {username, password}");
+      else {
+        rd.check_keys(n, "alerting.basic_auth");
+        if (n["username"].IsDefined())
+          if (auto v = rd.str(n["username"], "alerting.basic_auth.username")) al.basic_auth_user = *v;
+        if (n["password"].IsDefined())
+          if (auto v = rd.str(n["password"], "alerting.basic_auth.password")) al.basic_auth_password = *v;
+      }
+    }
+    if (const YAML::Node n = a["tls"]; n.IsDefined()) {
+      if (!gw::yaml::is_map(n)) rd.error(n, "alerting.tls", "expected {ca_file, cert_file, key_file, insecure_skip_verify}");
+      else {
+        rd.check_keys(n, "alerting.tls");
+        if (n["ca_file"].IsDefined())
+          if (auto v = rd.str(n["ca_file"], "alerting.tls.ca_file")) al.ca_file = *v;
+        if (n["cert_file"].IsDefined())
+          if (auto v = rd.str(n["cert_file"], "alerting.tls.cert_file")) al.cert_file = *v;
+        if (n["key_file"].IsDefined())
+          if (auto v = rd.str(n["key_file"], "alerting.tls.key_file")) al.key_file = *v;
+        if (n["insecure_skip_verify"].IsDefined())
+          if (auto v = rd.str(n["insecure_skip_verify"], "alerting.tls.insecure_skip_verify")) al.insecure_skip_verify = *v == "true";
+      }
+    }
+    for (auto& u : al.alertmanagers)
+      if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0) rd.error(a["alertmanagers"], "alerting.alertmanagers", "\"" + u + "\" is not an http(s) URL");
+  }
 
   if (YAML::Node l = section("log"); gw::yaml::is_map(l)) {
     if (const YAML::Node& n = l["level"]; n.IsDefined())

@@ -248,10 +248,22 @@ std::vector<AlertEvent> Evaluator::evaluate(int64_t now, bool force_all) {
         if (!labels.count("severity")) labels["severity"] = "warning";
         if (rule.critical.any() && meets(rule.critical, r.ev.effect, r.ev.relative, rule.cond.test.alternative)) labels["severity"] = "critical";
         bool recovering = rule.recovery.any() && r.ev.tested && meets(rule.recovery, r.ev.effect, r.ev.relative, rule.cond.test.alternative);
+        // Labels are an alert's identity (as in Prometheus): when they change while it fires
+        // (severity escalates or de-escalates), the old alert resolves and the new one fires.
+        bool relabel = active && a.state == AlertState::kFiring && labels != a.labels;
+        if (relabel) {
+          a.resolved_at = now;
+          for (auto& [ak, av] : rule.annotations) a.annotations[ak] = render_template(av, a);
+          events.push_back({now, "resolved", a});
+        }
         if (active || a.state == AlertState::kInactive) {
           a.labels = labels;
           a.evidence = r.ev;
           a.primary = r.primary;
+        }
+        if (relabel) {
+          for (auto& [ak, av] : rule.annotations) a.annotations[ak] = render_template(av, a);
+          events.push_back({now, "firing", a});
         }
         auto snapshot_exemplars = [&]() {
           a.exemplars.clear();

@@ -107,6 +107,14 @@ std::vector<std::string> RuleRuntime::watched_files() const {
   return evaluator_ ? evaluator_->rules().files : std::vector<std::string>{};
 }
 
+int64_t RuleRuntime::max_interval_ms() const {
+  std::lock_guard g(mu_);
+  int64_t m = 60'000;
+  if (evaluator_)
+    for (auto& grp : evaluator_->rules().groups) m = std::max(m, grp.interval_ms);
+  return m;
+}
+
 std::vector<ConfigError> RuleRuntime::load() {
   const Config& cfg = engine_.config();
   RuleLoad rl = load_rules(cfg.rule_paths, engine_.metrics(), engine_.store().label_names(), engine_.store().retention_ms());

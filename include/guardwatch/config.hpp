@@ -20,6 +20,19 @@ struct Price {
   double output_per_million = 0;  // USD per 1e6 completion tokens
 };
 
+struct AlertingConfig {
+  std::vector<std::string> alertmanagers;  // base URLs; /api/v2/alerts is appended
+  std::vector<std::string> webhooks;       // full URLs
+  int64_t resend_interval_ms = 60'000;
+  int64_t timeout_ms = 10'000;
+  uint32_t queue_capacity = 10'000;
+  int64_t max_backoff_ms = 60'000;
+  std::string external_url;                // for generatorURL; default http://<listen>
+  std::string basic_auth_user, basic_auth_password, bearer_token;
+  std::string ca_file, cert_file, key_file;
+  bool insecure_skip_verify = false;
+};
+
 struct Config {
   std::string source_file;  // where it was loaded from ("" for defaults)
 
@@ -56,6 +69,9 @@ struct Config {
 
   // rules
   std::vector<std::string> rule_paths;
+
+  // alerting
+  AlertingConfig alerting;
 
   // logging
   double log_samples_per_second = 1.0;

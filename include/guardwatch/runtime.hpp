@@ -41,6 +41,7 @@ class RuleRuntime {
   int64_t last_reload_ms() const { return last_reload_ms_; }
   const prometheus::Collectable& collector() const { return *collector_; }
   std::vector<std::string> watched_files() const;
+  int64_t max_interval_ms() const;
 
  private:
   std::vector<AlertEvent> run_locked(int64_t t, bool all);

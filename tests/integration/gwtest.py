@@ -58,7 +58,7 @@ def metric(metrics, name, **labels):
 class Daemon:
     """guardwatch run with a config file; the HTTP port is read from its log."""
 
-    def __init__(self, binary, config_text, extra_args=()):
+    def __init__(self, binary, config_text, extra_args=(), stdin=None):
         self.dir = tempfile.mkdtemp(prefix="gw-it-")
         self.config = os.path.join(self.dir, "guardwatch.yaml")
         with open(self.config, "w") as f:
@@ -66,7 +66,7 @@ class Daemon:
         self.log_path = os.path.join(self.dir, "daemon.log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([binary, "run", "--config", self.config, "--listen", "127.0.0.1:0", *extra_args],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=stdin)
         self.url = wait_for(self._address, 30, "the daemon's listen address")
 
     def _address(self):
@@ -131,3 +131,39 @@ def run(args, **kw):
         sys.stderr.write(r.stdout + r.stderr)
         raise AssertionError(f"{args[0]} exited {r.returncode}")
     return r.stdout
+
+
+class Alertmanager:
+    """A real Alertmanager (Debian's prometheus-alertmanager) on loopback, clustering off."""
+
+    def __init__(self, port=None):
+        self.dir = tempfile.mkdtemp(prefix="gw-am-")
+        self.port = port or free_port()
+        self.cfg = os.path.join(self.dir, "alertmanager.yml")
+        with open(self.cfg, "w") as f:
+            f.write("route: {receiver: blackhole, group_wait: 1s, group_interval: 1s}\nreceivers: [{name: blackhole}]\n")
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.proc = None
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "alertmanager.log"), "a")
+        self.proc = subprocess.Popen(["prometheus-alertmanager", "--config.file=" + self.cfg, "--storage.path=" + self.dir + "/data",
+                                      "--web.listen-address=127.0.0.1:%d" % self.port, "--cluster.listen-address="],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: http_get(self.url + "/-/ready")[0] == 200, 60, "Alertmanager to be ready")
+        return self
+
+    def alerts(self, **filters):
+        import json
+        import urllib.parse
+        q = "&".join("filter=" + urllib.parse.quote('%s="%s"' % (k, v)) for k, v in filters.items())
+        return json.loads(http_get(self.url + "/api/v2/alerts?" + q)[1])
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
