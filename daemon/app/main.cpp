@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "guardwatch/config.hpp"
+#include "guardwatch/dashboard.hpp"
 #include "guardwatch/decode.hpp"
 #include "guardwatch/engine.hpp"
 #include "guardwatch/export.hpp"
@@ -501,6 +502,8 @@ int main(int argc, char** argv) {
   auto* test = app.add_subcommand("test", "Run rule unit tests (YAML, in the spirit of promtool test rules); exit 1 on any failure");
   test->add_option("files", test_files, "test files")->required();
   test->add_option("-c,--config", c.config, "config to run the tests with (a test file's `config:` wins)");
+  auto* dashboard = app.add_subcommand("dashboard", "Print the Grafana dashboard for the built-in metrics and the rules' groups (JSON)");
+  add_common(dashboard, false);
   app.add_subcommand("config-reference", "Print the configuration reference (docs/configuration.md)");
 
   try {
@@ -516,6 +519,18 @@ int main(int argc, char** argv) {
     if (check->parsed()) return cmd_check(c);
     if (generate->parsed()) return cmd_generate(gen);
     if (test->parsed()) return gw::run_rule_tests(test_files, c.config);
+    if (dashboard->parsed()) {
+      Config cfg;
+      if (!load(c, cfg)) return 1;
+      Engine engine(cfg, nullptr, custom_metrics_for(cfg));
+      RuleLoad rl = load_rules(cfg.rule_paths, engine.metrics(), engine.store().label_names(), engine.store().retention_ms());
+      if (!rl.ok()) {
+        for (auto& e : rl.errors) std::fprintf(stderr, "%s\n", e.str().c_str());
+        return 1;
+      }
+      std::cout << grafana_dashboard(engine.metrics(), rl.rules).dump(2) << "\n";
+      return 0;
+    }
     if (app.got_subcommand("config-reference")) {
       std::cout << gw::config_reference_markdown();
       return 0;

@@ -202,7 +202,9 @@ std::vector<AlertEvent> Evaluator::evaluate(int64_t now, bool force_all) {
       };
       std::vector<Row> rows;
       for (auto& [key, sides] : groups) {
-        if (sides.first.agg.props.empty() || sides.second.agg.props.empty()) continue;
+        // A group with no baseline data yet is reported (its current value), never tested.
+        if (sides.first.agg.props.empty()) continue;
+        if (sides.second.agg.props.empty()) sides.second.agg = WindowAgg(metrics_.size());
         Row row{key, evidence_for(rule.cond, sides.first.agg, sides.second.agg, rule.min_samples, metrics_), std::nullopt, &sides.first};
         if (rule.primary) row.primary = evidence_for(*rule.primary, sides.first.agg, sides.second.agg, rule.min_samples, metrics_);
         rows.push_back(std::move(row));

@@ -47,6 +47,9 @@ class RuleCollector : public prometheus::Collectable {
     auto dur = fam("guardwatch_rule_evaluation_duration_seconds", "Duration of each rule's last evaluation.", MetricType::Gauge);
     auto tested = fam("guardwatch_rule_groups_tested", "Label groups each rule tested in its last evaluation (after min_samples).", MetricType::Gauge);
     auto last = fam("guardwatch_rule_last_evaluation_timestamp_seconds", "Event time of each rule's last evaluation.", MetricType::Gauge);
+    auto cur = fam("guardwatch_rule_current_value", "The current side of each rule's last comparison (ratio, mean or quantile), per label group.", MetricType::Gauge);
+    auto base = fam("guardwatch_rule_baseline_value", "The baseline side of each rule's last comparison, per label group.", MetricType::Gauge);
+    auto rp = fam("guardwatch_rule_p_value", "p-value of each rule's last comparison, per label group.", MetricType::Gauge);
     auto reload_ok = fam("guardwatch_config_last_reload_successful", "Whether the last rule reload succeeded (1) or kept the previous rules (0).", MetricType::Gauge);
     auto reload_ts = fam("guardwatch_config_last_reload_success_timestamp_seconds", "Wall-clock time of the last successful rule load.", MetricType::Gauge);
     auto reloads = fam("guardwatch_config_reloads_total", "Rule reloads, by result.", MetricType::Counter);
@@ -79,6 +82,21 @@ class RuleCollector : public prometheus::Collectable {
           tested.metric.push_back(m);
           m.gauge.value = double(h.last_eval_ms) / 1000.0;
           last.metric.push_back(m);
+          for (auto& [labels, e] : h.last) {
+            ClientMetric g;
+            g.label = {{"group", ev.rules().groups[gi].name}, {"alertname", ev.rules().groups[gi].rules[ri].alert}};
+            for (auto& [lk, lv] : labels) g.label.push_back({lk, lv});
+            if (std::isfinite(e.current.value)) {
+              g.gauge.value = e.current.value;
+              cur.metric.push_back(g);
+            }
+            if (std::isfinite(e.baseline.value)) {
+              g.gauge.value = e.baseline.value;
+              base.metric.push_back(g);
+            }
+            g.gauge.value = e.p_value;
+            rp.metric.push_back(g);
+          }
         }
     }
     ClientMetric r;
@@ -92,7 +110,8 @@ class RuleCollector : public prometheus::Collectable {
     c2.label = {{"result", "failure"}};
     c2.counter.value = double(rt_.reloads_failed_);
     reloads.metric = {c1, c2};
-    for (auto* f : {&state, &effect, &pval, &evals, &dur, &tested, &last, &reload_ok, &reload_ts, &reloads}) out.push_back(std::move(*f));
+    for (auto* f : {&state, &effect, &pval, &evals, &dur, &tested, &last, &cur, &base, &rp, &reload_ok, &reload_ts, &reloads})
+      out.push_back(std::move(*f));
     return out;
   }
 
