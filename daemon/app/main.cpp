@@ -14,6 +14,7 @@
 #include "guardwatch/config.hpp"
 #include "guardwatch/dashboard.hpp"
 #include "guardwatch/decode.hpp"
+#include "guardwatch/demo.hpp"
 #include "guardwatch/engine.hpp"
 #include "guardwatch/export.hpp"
 #include "guardwatch/generate.hpp"
@@ -456,6 +457,7 @@ int cmd_generate(const GenOptions& g) {
 
 namespace gw {
 int run_rule_tests(const std::vector<std::string>& files, const std::string& config_path);
+
 }
 
 int main(int argc, char** argv) {
@@ -502,6 +504,15 @@ int main(int argc, char** argv) {
   auto* test = app.add_subcommand("test", "Run rule unit tests (YAML, in the spirit of promtool test rules); exit 1 on any failure");
   test->add_option("files", test_files, "test files")->required();
   test->add_option("-c,--config", c.config, "config to run the tests with (a test file's `config:` wins)");
+  gw::DemoOptions demo_opts;
+  auto* demo = app.add_subcommand("demo", "The whole story with no broker: generated traffic through an embedded Kafka cluster, the shipped rules, a live view");
+  demo->add_option("--scenario", demo_opts.scenario, "scenario YAML (default: two models, the candidate of one regresses a third of the way in)");
+  demo->add_option("--duration", demo_opts.duration, "event time to cover (default: the scenario's, 1h)");
+  demo->add_option("--speed", demo_opts.speed, "event seconds per wall second (default: so the demo takes about a minute)");
+  demo->add_option("--listen", demo_opts.listen, "HTTP address (default 127.0.0.1:9464; any free port if taken)");
+  demo->add_option("--alertmanager", demo_opts.alertmanagers, "also send the alerts to this Alertmanager (repeatable)");
+  demo->add_option("--rules", demo_opts.rules, "rule files or directories (default: the shipped rules)");
+  demo->add_option("-c,--config", demo_opts.config, "config file (kafka settings are the demo's own)");
   auto* dashboard = app.add_subcommand("dashboard", "Print the Grafana dashboard for the built-in metrics and the rules' groups (JSON)");
   add_common(dashboard, false);
   app.add_subcommand("config-reference", "Print the configuration reference (docs/configuration.md)");
@@ -519,6 +530,7 @@ int main(int argc, char** argv) {
     if (check->parsed()) return cmd_check(c);
     if (generate->parsed()) return cmd_generate(gen);
     if (test->parsed()) return gw::run_rule_tests(test_files, c.config);
+    if (demo->parsed()) return gw::run_demo(demo_opts);
     if (dashboard->parsed()) {
       Config cfg;
       if (!load(c, cfg)) return 1;

@@ -103,13 +103,17 @@ Scenario default_scenario() {
   s.duration_ms = 3'600'000;
   SeriesSpec ctl{{{"model", "gpt-x"}, {"model_version", "2026-11-20"}, {"endpoint", "chat"}, {"variant", "control"}}, {}};
   SeriesSpec cand{{{"model", "gpt-x"}, {"model_version", "2026-11-25"}, {"endpoint", "chat"}, {"variant", "candidate"}}, {}};
+  // A second model whose candidate does not change: nothing may fire for it.
   SeriesSpec other{{{"model", "small-y"}, {"model_version", "2026-10-02"}, {"endpoint", "search"}, {"variant", "control"}}, {}};
   other.profile.latency_median_ms = 450;
   other.profile.citation_rate = 0.6;
-  s.series = {ctl, cand, other};
+  SeriesSpec other_cand = other;
+  other_cand.labels["model_version"] = "2026-11-24";
+  other_cand.labels["variant"] = "candidate";
+  s.series = {ctl, cand, other, other_cand};
   Change c;
   c.at_ms = s.duration_ms / 3;
-  c.match = {{"variant", "candidate"}};
+  c.match = {{"model", "gpt-x"}, {"variant", "candidate"}};
   c.set = {{"refusal_rate", 0.09}, {"citation_rate", 0.22}, {"chars_median", 600}};
   c.scale = {{"latency_median_ms", 1.3}};
   s.changes = {c};

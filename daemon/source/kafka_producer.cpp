@@ -82,7 +82,7 @@ std::string KafkaProducer::ensure_topic(int partitions, int timeout_ms) {
 void KafkaProducer::produce(std::string_view key, std::string_view value) {
   for (;;) {
     rd_kafka_resp_err_t e = rd_kafka_producev(impl_->rk, RD_KAFKA_V_TOPIC(impl_->topic.c_str()),
-                                              RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+                                              RD_KAFKA_V_KEY(key.empty() ? nullptr : const_cast<char*>(key.data()), key.size()),
                                               RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
                                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
