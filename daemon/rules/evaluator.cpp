@@ -162,12 +162,29 @@ std::string key_of(const LabelMap& m) {
 
 std::vector<AlertEvent> Evaluator::evaluate(int64_t now, bool force_all) {
   std::vector<AlertEvent> events;
-  const auto& names = store_.label_names();
   for (size_t gi = 0; gi < rules_.groups.size(); ++gi) {
     const RuleGroup& g = rules_.groups[gi];
     if (!force_all && next_eval_[gi] != std::numeric_limits<int64_t>::min() && now < next_eval_[gi]) continue;
     next_eval_[gi] = (now / g.interval_ms + 1) * g.interval_ms;
     for (size_t ri = 0; ri < g.rules.size(); ++ri) {
+      try {
+        evaluate_rule(gi, ri, now, events);
+        health_[gi][ri].error.clear();
+      } catch (const std::exception& e) {
+        // An internal failure of one rule must not stop the others; it is counted and shown.
+        ++failures_;
+        health_[gi][ri].error = e.what();
+      }
+    }
+  }
+  return events;
+}
+
+void Evaluator::evaluate_rule(size_t gi, size_t ri, int64_t now, std::vector<AlertEvent>& events) {
+  const auto& names = store_.label_names();
+  const RuleGroup& g = rules_.groups[gi];
+  {
+    {
       auto t0 = std::chrono::steady_clock::now();
       const Rule& rule = g.rules[ri];
       ++evaluations_;
@@ -354,7 +371,6 @@ std::vector<AlertEvent> Evaluator::evaluate(int64_t now, bool force_all) {
       h.last_duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
   }
-  return events;
 }
 
 }  // namespace gw

@@ -44,6 +44,7 @@ class RuleCollector : public prometheus::Collectable {
     auto effect = fam("guardwatch_alert_effect", "Effect (current minus baseline) of each pending or firing alert.", MetricType::Gauge);
     auto pval = fam("guardwatch_alert_p_value", "p-value of each pending or firing alert's test.", MetricType::Gauge);
     auto evals = fam("guardwatch_rule_evaluations_total", "Rule evaluations (one per rule per group evaluation).", MetricType::Counter);
+    auto fails = fam("guardwatch_rule_evaluation_failures_total", "Rule evaluations that failed internally (the rule's health shows the error).", MetricType::Counter);
     auto dur = fam("guardwatch_rule_evaluation_duration_seconds", "Duration of each rule's last evaluation.", MetricType::Gauge);
     auto tested = fam("guardwatch_rule_groups_tested", "Label groups each rule tested in its last evaluation (after min_samples).", MetricType::Gauge);
     auto last = fam("guardwatch_rule_last_evaluation_timestamp_seconds", "Event time of each rule's last evaluation.", MetricType::Gauge);
@@ -71,6 +72,8 @@ class RuleCollector : public prometheus::Collectable {
       ClientMetric c;
       c.counter.value = double(ev.evaluations());
       evals.metric.push_back(c);
+      c.counter.value = double(ev.failures());
+      fails.metric.push_back(c);
       for (size_t gi = 0; gi < ev.rules().groups.size(); ++gi)
         for (size_t ri = 0; ri < ev.rules().groups[gi].rules.size(); ++ri) {
           const RuleHealth& h = ev.health()[gi][ri];
@@ -110,7 +113,7 @@ class RuleCollector : public prometheus::Collectable {
     c2.label = {{"result", "failure"}};
     c2.counter.value = double(rt_.reloads_failed_);
     reloads.metric = {c1, c2};
-    for (auto* f : {&state, &effect, &pval, &evals, &dur, &tested, &last, &cur, &base, &rp, &reload_ok, &reload_ts, &reloads})
+    for (auto* f : {&state, &effect, &pval, &evals, &fails, &dur, &tested, &last, &cur, &base, &rp, &reload_ok, &reload_ts, &reloads})
       out.push_back(std::move(*f));
     return out;
   }

@@ -179,15 +179,17 @@ class Evaluator {
   const std::vector<std::vector<RuleHealth>>& health() const { return health_; }
   int64_t next_due_ms() const;
   uint64_t evaluations() const { return evaluations_; }
+  uint64_t failures() const { return failures_; }
 
  private:
+  void evaluate_rule(size_t group, size_t rule, int64_t now, std::vector<AlertEvent>& events);
   RuleSet rules_;
   const MetricRegistry& metrics_;
   const Store& store_;
   std::vector<int64_t> next_eval_;  // per group
   std::map<std::string, Alert> alerts_;  // key: group/rule/labels
   std::vector<std::vector<RuleHealth>> health_;
-  uint64_t evaluations_ = 0;
+  uint64_t evaluations_ = 0, failures_ = 0;
 };
 
 }  // namespace gw

@@ -32,7 +32,28 @@ lines = open(data).read().splitlines(keepends=True)
 split = next(i for i, l in enumerate(lines) if json.loads(l)["ts"] >= "2026-11-26T06:24:00")
 first, rest = "".join(lines[:split]).encode(), "".join(lines[split:]).encode()
 rules = os.path.join(root, "rules/guardrails.yaml")
-config = "alerting: {resend_interval: 2s, max_backoff: 2s}\n"
+# A webhook receiver: the same alert JSON arrays as Alertmanager gets.
+import http.server  # noqa: E402
+import threading  # noqa: E402
+
+hook_posts = []
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        hook_posts.append((self.headers.get("Authorization"), json.loads(body)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+hook = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+threading.Thread(target=hook.serve_forever, daemon=True).start()
+hook_url = "http://127.0.0.1:%d/hook" % hook.server_address[1]
+config = "alerting: {resend_interval: 2s, max_backoff: 2s, webhooks: [%s], bearer_token: s3cret-token}\n" % hook_url
 NAME = "CandidateRefusalRateUp"
 
 
@@ -65,6 +86,16 @@ try:
     d.proc.stdin.close()
     wait_for(lambda: not am.alerts(alertname=NAME), 30, "the alert to resolve in Alertmanager")
     print("ok: resolved in Alertmanager after the recovery")
+    # The webhook got the same alerts, firing (endsAt ahead) and then resolved (endsAt in the past).
+    def hook_states():
+        import datetime
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        return [(a["labels"]["alertname"], a["endsAt"] < now) for auth, batch in hook_posts for a in batch if a["labels"]["alertname"] == NAME]
+    wait_for(lambda: any(resolved for _, resolved in hook_states()), 20, "the resolved alert at the webhook")
+    assert all(auth == "Bearer s3cret-token" for auth, _ in hook_posts), {a for a, _ in hook_posts}
+    assert any(not resolved for _, resolved in hook_states()), "no firing notification at the webhook"
+    assert "s3cret-token" not in d.output(), "a credential leaked into the log"
+    print(f"ok: webhook received {len(hook_posts)} posts, firing then resolved, with the bearer token")
 finally:
     rc = d.stop()
     am.stop()

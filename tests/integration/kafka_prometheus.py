@@ -78,9 +78,10 @@ try:
     q = 'sum(guardwatch_window_records{window="1h"})'
     res = wait_for(lambda: prom.query(q), 60, "Prometheus to scrape guardwatch")
     assert float(res[0]["value"][1]) == N1, res
-    q2 = 'guardwatch_refusal_ratio{window="1h",variant="candidate"}'
+    q2 = 'guardwatch_refusal_ratio{window="1h",variant="candidate",model="gpt-x"}'
     res2 = prom.query(q2)
-    want = [s for s in expected["series"] if s["labels"]["variant"] == "candidate"][0]["windows"]["1h"]["metrics"]["refusal"]["ratio"]
+    want = [s for s in expected["series"] if s["labels"]["variant"] == "candidate" and s["labels"]["model"] == "gpt-x"][0]
+    want = want["windows"]["1h"]["metrics"]["refusal"]["ratio"]
     assert len(res2) == 1 and abs(float(res2[0]["value"][1]) - want) < 1e-9, (res2, want)
     print(f"ok: PromQL {q} = {N1}; candidate refusal ratio {want:.4f}")
 finally:
