@@ -124,7 +124,7 @@ void Store::fill_slot(ExemplarSlot& e, int64_t ts, double v, const Record& r) {
   e.value = v;
   std::string_view id = r[kRequestId].present() ? r[kRequestId].str : std::string_view();
   e.id_len = uint8_t(std::min(id.size(), sizeof(e.id)));
-  std::memcpy(e.id, id.data(), e.id_len);
+  if (e.id_len) std::memcpy(e.id, id.data(), e.id_len);
   e.partition = r.pos.partition;
   e.offset = r.pos.offset;
   e.line = r.pos.line;

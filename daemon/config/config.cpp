@@ -311,7 +311,7 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
       else
         for (auto it = n.begin(); it != n.end(); ++it) {
           std::string key = "extract.prices." + it->first.Scalar();
-          const YAML::Node& p = it->second;
+          const YAML::Node p = it->second;  // a copy: `it->` returns a temporary proxy
           if (!gw::yaml::is_map(p)) { rd.error(p, key, "expected {input_per_million, output_per_million}"); continue; }
           Price price;
           for (auto pit = p.begin(); pit != p.end(); ++pit) {

@@ -163,7 +163,7 @@ std::vector<ConfigError> scenario_from_yaml(const std::string& text, const std::
   Profile defaults;
   for (auto it = r.begin(); it != r.end(); ++it) {
     std::string k = it->first.Scalar();
-    const YAML::Node& v = it->second;
+    const YAML::Node v = it->second;  // a copy: `it->` returns a temporary proxy
     if (k == "seed") {
       try { out.seed = v.as<uint64_t>(); } catch (const YAML::Exception&) { err(v, k, "expected a whole number"); }
     } else if (k == "start") {

@@ -39,7 +39,8 @@ TEST_CASE("stats: normal and Student t tails agree with scipy") {
 }
 
 TEST_CASE("stats: two-proportion z-test agrees with scipy") {
-  for (auto& c : vectors()["two_proportion"]) {
+  const auto v = vectors();
+  for (auto& c : v["two_proportion"]) {
     CAPTURE(c.dump());
     auto r = two_proportion(c["x1"], c["n1"], c["x2"], c["n2"], alt(c["alternative"]));
     REQUIRE(r.valid);
@@ -49,7 +50,8 @@ TEST_CASE("stats: two-proportion z-test agrees with scipy") {
 }
 
 TEST_CASE("stats: Welch's t-test agrees with scipy.stats.ttest_ind_from_stats") {
-  for (auto& c : vectors()["welch"]) {
+  const auto v = vectors();
+  for (auto& c : v["welch"]) {
     CAPTURE(c.dump());
     auto r = welch(c["mean1"], c["var1"], c["n1"], c["mean2"], c["var2"], c["n2"], alt(c["alternative"]));
     REQUIRE(r.valid);
