@@ -120,7 +120,6 @@ void Store::init_series(Series& s) const {
 
 void Store::fill_slot(ExemplarSlot& e, int64_t ts, double v, const Record& r) {
   e.ts_ms = ts;
-  e.epoch = ts / Series::kExemplarSpacingMs;
   e.value = v;
   std::string_view id = r[kRequestId].present() ? r[kRequestId].str : std::string_view();
   e.id_len = uint8_t(std::min(id.size(), sizeof(e.id)));
@@ -154,6 +153,12 @@ void Store::exemplars(const Series& s, int metric, int64_t from, int64_t to, boo
   });
 }
 
+namespace {
+int64_t epoch_of(const ExemplarSlot& e) {
+  return e.ts_ms == std::numeric_limits<int64_t>::min() ? e.ts_ms : e.ts_ms / Series::kExemplarSpacingMs;
+}
+}  // namespace
+
 void Store::add(Series& s, int64_t ts, const Observation& obs, const Record* rec) {
   const size_t nm = metrics_.size();
   if (rec) {
@@ -164,12 +169,12 @@ void Store::add(Series& s, int64_t ts, const Observation& obs, const Record* rec
       if (std::isnan(v)) continue;
       if (metrics_[m].kind == MetricKind::kProportion) {
         ExemplarSlot& e = s.rings[2 * slot_[m] + (v == 1 ? 0 : 1)][idx];
-        if (e.epoch != epoch) fill_slot(e, ts, v, *rec);
+        if (epoch_of(e) != epoch) fill_slot(e, ts, v, *rec);
       } else {
         ExemplarSlot& hi = s.rings[2 * n_props_ + 2 * slot_[m]][idx];
         ExemplarSlot& lo = s.rings[2 * n_props_ + 2 * slot_[m] + 1][idx];
-        if (hi.epoch != epoch || v > hi.value) fill_slot(hi, ts, v, *rec);
-        if (lo.epoch != epoch || v < lo.value) fill_slot(lo, ts, v, *rec);
+        if (epoch_of(hi) != epoch || v > hi.value) fill_slot(hi, ts, v, *rec);
+        if (epoch_of(lo) != epoch || v < lo.value) fill_slot(lo, ts, v, *rec);
       }
     }
   }

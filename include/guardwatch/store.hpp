@@ -51,8 +51,7 @@ using LabelValues = std::vector<std::string>;
 
 // A recent record, kept so alerts can point at real examples.
 struct ExemplarSlot {
-  int64_t ts_ms = std::numeric_limits<int64_t>::min();
-  int64_t epoch = std::numeric_limits<int64_t>::min();  // ts / kExemplarSpacingMs
+  int64_t ts_ms = std::numeric_limits<int64_t>::min();  // its 15 s slot is ts_ms / 15000
   double value = 0;
   char id[48];
   uint8_t id_len = 0;
@@ -64,12 +63,12 @@ struct ExemplarSlot {
 
 struct Series {
   LabelValues labels;
-  // Exemplar rings, one slot per 15 s of event time (4 minutes, longer than the allowed
-  // lateness, so the slots before an evaluation time are still there when it runs):
+  // Exemplar rings, one slot per 15 s of event time (3 minutes, longer than the default allowed
+  // lateness of 2 minutes, so the slots before an evaluation time are still there when it runs):
   // per proportion metric the first success of each slot (e.g. a refused response); per
   // distribution metric the largest and the smallest value of each slot.
   static constexpr int64_t kExemplarSpacingMs = 15'000;
-  static constexpr size_t kExemplarSlots = 16;
+  static constexpr size_t kExemplarSlots = 12;
   std::vector<std::array<ExemplarSlot, kExemplarSlots>> rings;
   struct Bucket {
     int64_t epoch = std::numeric_limits<int64_t>::min();  // start / resolution

@@ -35,6 +35,8 @@ try:
     prom = Prometheus([d.url.replace("http://", "")])
     # Rules evaluate on the wall clock every 30 s; wait for the alerts and two minutes of scrapes.
     wait_for(lambda: prom.query('guardwatch_alert_state{alertname="CandidateRefusalRateUp"}'), 120, "the refusal alert")
+    # Both rule groups evaluated (the day-over-day group runs every minute) and were scraped.
+    wait_for(lambda: prom.query('guardwatch_rule_current_value{group="drift-vs-yesterday"}'), 150, "the day-over-day group's first evaluation")
     time.sleep(5)
     # Day-over-day rules have no baseline a day ago in a 40-minute test: their baseline query is
     # expected to be empty until a day of history exists.

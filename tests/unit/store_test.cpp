@@ -80,3 +80,39 @@ TEST_CASE("store: cardinality caps fold into __other__ and count") {
   CHECK(st.folded_global() >= 1);
 }
 }
+
+TEST_SUITE("unit") {
+TEST_CASE("store: memory per series stays within budget (docs/operations.md)") {
+  Config cfg = gwtest::default_config();
+  MetricRegistry reg;
+  Store st(cfg, reg, {"model", "model_version", "endpoint", "variant"});
+  Series& s = st.series_for({"m", "v", "chat", "control"});
+  uint64_t state = 7;
+  auto u = [&] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double(state >> 11) + 0.5) / double(1ULL << 53);
+  };
+  auto lognormal = [&](double median, double sigma) {  // Box-Muller
+    return median * std::exp(sigma * std::sqrt(-2 * std::log(u())) * std::cos(6.283185307179586 * u()));
+  };
+  Observation o;
+  o.values.assign(reg.size(), std::nan(""));
+  // Every bucket of both tiers (27 h), one record every 2 s.
+  for (int64_t t = 0; t < st.retention_ms(); t += 2000) {
+    for (size_t m = 0; m < kLatency; ++m) o.values[m] = u() < 0.05;
+    o.values[kLatency] = lognormal(0.9, 0.45);
+    o.values[kTtft] = lognormal(0.22, 0.35);
+    o.values[kResponseChars] = std::min(4000.0, std::max(200.0, lognormal(1200, 0.6)));
+    o.values[kResponseWords] = o.values[kResponseChars] / 6.5;
+    o.values[kCompletionTokensMetric] = o.values[kResponseChars] / 4;
+    o.values[kTokensPerSecond] = o.values[kCompletionTokensMetric] / o.values[kLatency];
+    o.values[kCost] = o.values[kCompletionTokensMetric] * 1e-5;
+    o.values[kJudge] = std::min(1.0, lognormal(0.8, 0.1));
+    st.add(s, T0 + t, o);
+  }
+  size_t bytes = st.memory_bytes();
+  CAPTURE(bytes);
+  CHECK(bytes > 160 * 1024);  // the fixed part of the formula is really there
+  CHECK(bytes <= 512 * 1024);
+}
+}
