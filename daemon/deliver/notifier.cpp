@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "guardwatch/decode.hpp"
+#include "guardwatch/export.hpp"
 #include "guardwatch/log.hpp"
 #include "guardwatch/notify.hpp"
 
@@ -210,18 +211,11 @@ std::vector<prometheus::MetricFamily> NotifierCollector::Collect() const {
   using prometheus::ClientMetric;
   using prometheus::MetricFamily;
   using prometheus::MetricType;
-  auto fam = [](const char* n, const char* h, MetricType t) {
-    MetricFamily f;
-    f.name = n;
-    f.help = h;
-    f.type = t;
-    return f;
-  };
-  auto sent = fam("guardwatch_notifications_sent_total", "Alerts delivered, per target.", MetricType::Counter);
-  auto failed = fam("guardwatch_notifications_failed_total", "Alerts in POSTs that failed (they are retried), per target.", MetricType::Counter);
-  auto dropped = fam("guardwatch_notifications_dropped_total", "Alerts dropped because the target's queue was full.", MetricType::Counter);
-  auto queued = fam("guardwatch_notification_queue_length", "Alerts waiting for delivery, per target.", MetricType::Gauge);
-  auto active = fam("guardwatch_notifications_active_alerts", "Firing alerts the notifier re-sends.", MetricType::Gauge);
+  auto sent = metric_family("guardwatch_notifications_sent_total", "Alerts delivered, per target.", MetricType::Counter);
+  auto failed = metric_family("guardwatch_notifications_failed_total", "Alerts in POSTs that failed (they are retried), per target.", MetricType::Counter);
+  auto dropped = metric_family("guardwatch_notifications_dropped_total", "Alerts dropped because the target's queue was full.", MetricType::Counter);
+  auto queued = metric_family("guardwatch_notification_queue_length", "Alerts waiting for delivery, per target.", MetricType::Gauge);
+  auto active = metric_family("guardwatch_notifications_active_alerts", "Firing alerts the notifier re-sends.", MetricType::Gauge);
   for (auto& t : im_.targets) {
     ClientMetric m;
     m.label = {{"target", t->name}};

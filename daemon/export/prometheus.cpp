@@ -16,18 +16,20 @@ namespace gw {
 
 std::string build_version() { return GUARDWATCH_VERSION; }
 
+prometheus::MetricFamily metric_family(std::string name, std::string help, prometheus::MetricType type) {
+  prometheus::MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
 namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-MetricFamily family(std::string name, std::string help, MetricType t) {
-  MetricFamily f;
-  f.name = "guardwatch_" + std::move(name);
-  f.help = std::move(help);
-  f.type = t;
-  return f;
-}
+MetricFamily family(std::string name, std::string help, MetricType t) { return metric_family("guardwatch_" + name, std::move(help), t); }
 
 ClientMetric gauge(std::vector<ClientMetric::Label> labels, double v) {
   ClientMetric m;

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "guardwatch/decode.hpp"
+#include "guardwatch/export.hpp"
 #include "guardwatch/log.hpp"
 
 namespace gw {
@@ -33,27 +34,20 @@ class RuleCollector : public prometheus::Collectable {
     using prometheus::MetricFamily;
     using prometheus::MetricType;
     std::vector<MetricFamily> out;
-    auto fam = [](const char* n, const char* h, MetricType t) {
-      MetricFamily f;
-      f.name = n;
-      f.help = h;
-      f.type = t;
-      return f;
-    };
-    auto state = fam("guardwatch_alert_state", "Alerts that are pending (1) or firing (2), with their labels.", MetricType::Gauge);
-    auto effect = fam("guardwatch_alert_effect", "Effect (current minus baseline) of each pending or firing alert.", MetricType::Gauge);
-    auto pval = fam("guardwatch_alert_p_value", "p-value of each pending or firing alert's test.", MetricType::Gauge);
-    auto evals = fam("guardwatch_rule_evaluations_total", "Rule evaluations (one per rule per group evaluation).", MetricType::Counter);
-    auto fails = fam("guardwatch_rule_evaluation_failures_total", "Rule evaluations that failed internally (the rule's health shows the error).", MetricType::Counter);
-    auto dur = fam("guardwatch_rule_evaluation_duration_seconds", "Duration of each rule's last evaluation.", MetricType::Gauge);
-    auto tested = fam("guardwatch_rule_groups_tested", "Label groups each rule tested in its last evaluation (after min_samples).", MetricType::Gauge);
-    auto last = fam("guardwatch_rule_last_evaluation_timestamp_seconds", "Event time of each rule's last evaluation.", MetricType::Gauge);
-    auto cur = fam("guardwatch_rule_current_value", "The current side of each rule's last comparison (ratio, mean or quantile), per label group.", MetricType::Gauge);
-    auto base = fam("guardwatch_rule_baseline_value", "The baseline side of each rule's last comparison, per label group.", MetricType::Gauge);
-    auto rp = fam("guardwatch_rule_p_value", "p-value of each rule's last comparison, per label group.", MetricType::Gauge);
-    auto reload_ok = fam("guardwatch_config_last_reload_successful", "Whether the last rule reload succeeded (1) or kept the previous rules (0).", MetricType::Gauge);
-    auto reload_ts = fam("guardwatch_config_last_reload_success_timestamp_seconds", "Wall-clock time of the last successful rule load.", MetricType::Gauge);
-    auto reloads = fam("guardwatch_config_reloads_total", "Rule reloads, by result.", MetricType::Counter);
+    auto state = metric_family("guardwatch_alert_state", "Alerts that are pending (1) or firing (2), with their labels.", MetricType::Gauge);
+    auto effect = metric_family("guardwatch_alert_effect", "Effect (current minus baseline) of each pending or firing alert.", MetricType::Gauge);
+    auto pval = metric_family("guardwatch_alert_p_value", "p-value of each pending or firing alert's test.", MetricType::Gauge);
+    auto evals = metric_family("guardwatch_rule_evaluations_total", "Rule evaluations (one per rule per group evaluation).", MetricType::Counter);
+    auto fails = metric_family("guardwatch_rule_evaluation_failures_total", "Rule evaluations that failed internally (the rule's health shows the error).", MetricType::Counter);
+    auto dur = metric_family("guardwatch_rule_evaluation_duration_seconds", "Duration of each rule's last evaluation.", MetricType::Gauge);
+    auto tested = metric_family("guardwatch_rule_groups_tested", "Label groups each rule tested in its last evaluation (after min_samples).", MetricType::Gauge);
+    auto last = metric_family("guardwatch_rule_last_evaluation_timestamp_seconds", "Event time of each rule's last evaluation.", MetricType::Gauge);
+    auto cur = metric_family("guardwatch_rule_current_value", "The current side of each rule's last comparison (ratio, mean or quantile), per label group.", MetricType::Gauge);
+    auto base = metric_family("guardwatch_rule_baseline_value", "The baseline side of each rule's last comparison, per label group.", MetricType::Gauge);
+    auto rp = metric_family("guardwatch_rule_p_value", "p-value of each rule's last comparison, per label group.", MetricType::Gauge);
+    auto reload_ok = metric_family("guardwatch_config_last_reload_successful", "Whether the last rule reload succeeded (1) or kept the previous rules (0).", MetricType::Gauge);
+    auto reload_ts = metric_family("guardwatch_config_last_reload_success_timestamp_seconds", "Wall-clock time of the last successful rule load.", MetricType::Gauge);
+    auto reloads = metric_family("guardwatch_config_reloads_total", "Rule reloads, by result.", MetricType::Counter);
     std::lock_guard g(rt_.mu_);
     if (rt_.evaluator_) {
       const Evaluator& ev = *rt_.evaluator_;

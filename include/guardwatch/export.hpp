@@ -30,6 +30,10 @@ class EngineCollector : public prometheus::Collectable {
   std::function<KafkaStats()> kafka_stats_;
 };
 
+// An empty family (name as given, e.g. "guardwatch_alert_state"); every collector builds its
+// families with this.
+prometheus::MetricFamily metric_family(std::string name, std::string help, prometheus::MetricType type);
+
 // Text exposition of several collectables.
 std::string serialize_metrics(const std::vector<const prometheus::Collectable*>& collectables);
 
