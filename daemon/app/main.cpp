@@ -256,6 +256,8 @@ int cmd_run(const Common& c) {
     std::fprintf(stderr, "guardwatch run: %s\n", e.what());
     return 1;
   }
+  server->require_auth(cfg.web_users, {"/healthz", "/readyz"});
+  server->max_connections(cfg.web_max_connections);
   server->route("/metrics", [&](const std::string&) {
     return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
                         serialize_metrics({&collector, &rules.collector(), &notifier->collector()})};

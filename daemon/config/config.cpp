@@ -25,6 +25,9 @@ struct Option {
 
 const Option kOptions[] = {
     {"listen", "address", "127.0.0.1:9464", "HTTP address for /metrics, /healthz, /readyz and /api. `--listen` overrides it. Use port 0 for any free port."},
+    {"web", "map", "", "The HTTP endpoints (read-only: GET and HEAD)."},
+    {"web.basic_auth_users", "map user->password hash", "{}", "When set, every endpoint but /healthz and /readyz requires HTTP basic auth. Hashes are crypt(3) strings, e.g. bcrypt from `htpasswd -nbB user pass` or `mkpasswd -m bcrypt` (as in Prometheus's web config)."},
+    {"web.max_connections", "count", "64", "Concurrent HTTP connections; further ones are closed at once. Requests are limited to 16 KiB."},
     {"input", "map", "", "How records are read and decoded."},
     {"input.preset", "flat|openai", "flat", "Field layout preset (DESIGN §2): `flat` (one object with top-level fields) or `openai` (a proxy's log of an OpenAI-style chat completion)."},
     {"input.fields", "map field->JSON pointer", "{}", "Per-field overrides of the preset, e.g. `response: /output/text`. Fields: ts, request_id, model, model_version, endpoint, variant, latency_ms, ttft_ms, prompt_tokens, completion_tokens, finish_reason, status, response, judge_score, user_feedback, cost_usd."},
@@ -193,6 +196,22 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
   };
   if (const YAML::Node& n = root["listen"]; n.IsDefined())
     if (auto v = rd.str(n, "listen")) c.listen = *v;
+
+  if (YAML::Node w = section("web"); gw::yaml::is_map(w)) {
+    if (const YAML::Node u = w["basic_auth_users"]; u.IsDefined()) {
+      if (!gw::yaml::is_map(u)) rd.error(u, "web.basic_auth_users", "expected a mapping of user to password hash");
+      else
+        for (auto it = u.begin(); it != u.end(); ++it) {
+          std::string user = it->first.Scalar(), key = "web.basic_auth_users." + user;
+          if (auto h = rd.str(it->second, key)) {
+            if (h->size() < 13 || (*h)[0] != '$') rd.error(it->second, key, "expected a crypt(3) hash such as $2b$... (bcrypt), not a plain password");
+            else c.web_users[user] = *h;
+          }
+        }
+    }
+    if (const YAML::Node& n = w["max_connections"]; n.IsDefined())
+      if (auto v = rd.number<uint32_t>(n, "web.max_connections", 1, 100000)) c.web_max_connections = *v;
+  }
 
   if (YAML::Node in = section("input"); gw::yaml::is_map(in)) {
     if (const YAML::Node& n = in["preset"]; n.IsDefined())

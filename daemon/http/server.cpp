@@ -3,7 +3,13 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/core/detail/base64.hpp>
 #include <boost/beast/http.hpp>
+#include <crypt.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 
@@ -19,10 +25,44 @@ using tcp = asio::ip::tcp;
 namespace {
 constexpr size_t kMaxRequestBytes = 16 * 1024;  // read-only endpoints: small requests only
 
+struct Auth {
+  std::map<std::string, std::string> users;
+  std::vector<std::string> open_paths;
+  std::mutex mu;
+  std::map<std::string, bool> verified;  // Authorization header -> result (hashing is slow on purpose)
+  bool check(const std::string& header) {
+    {
+      std::lock_guard g(mu);
+      if (auto it = verified.find(header); it != verified.end()) return it->second;
+    }
+    bool ok = false;
+    if (header.rfind("Basic ", 0) == 0) {
+      std::string enc = header.substr(6), dec(beast::detail::base64::decoded_size(enc.size()), '\0');
+      auto r = beast::detail::base64::decode(dec.data(), enc.data(), enc.size());
+      dec.resize(r.first);
+      auto colon = dec.find(':');
+      if (colon != std::string::npos) {
+        auto it = users.find(dec.substr(0, colon));
+        if (it != users.end()) {
+          crypt_data data{};
+          const char* h = crypt_r(dec.substr(colon + 1).c_str(), it->second.c_str(), &data);
+          ok = h && it->second == h;
+        }
+      }
+    }
+    std::lock_guard g(mu);
+    if (verified.size() > 1000) verified.clear();
+    verified[header] = ok;
+    return ok;
+  }
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket s, std::shared_ptr<const std::map<std::string, HttpHandler>> routes)
-      : stream_(std::move(s)), routes_(std::move(routes)) {}
+  Session(tcp::socket s, std::shared_ptr<const std::map<std::string, HttpHandler>> routes, std::shared_ptr<Auth> auth,
+          std::shared_ptr<std::atomic<uint32_t>> active)
+      : stream_(std::move(s)), routes_(std::move(routes)), auth_(std::move(auth)), active_(std::move(active)) {}
+  ~Session() { --*active_; }
   void start() { read(); }
 
  private:
@@ -42,7 +82,13 @@ class Session : public std::enable_shared_from_this<Session> {
     res->keep_alive(req.keep_alive());
     std::string target(req.target());
     std::string path = target.substr(0, target.find('?'));
-    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+    bool open = !auth_ || auth_->users.empty() ||
+                std::find(auth_->open_paths.begin(), auth_->open_paths.end(), path) != auth_->open_paths.end();
+    if (!open && !auth_->check(std::string(req[http::field::authorization]))) {
+      res->result(http::status::unauthorized);
+      res->set(http::field::www_authenticate, "Basic realm=\"guardwatch\"");
+      res->body() = "unauthorized\n";
+    } else if (req.method() != http::verb::get && req.method() != http::verb::head) {
       res->result(http::status::method_not_allowed);
       res->set(http::field::allow, "GET, HEAD");
       res->body() = "method not allowed\n";
@@ -74,6 +120,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<const std::map<std::string, HttpHandler>> routes_;
+  std::shared_ptr<Auth> auth_;
+  std::shared_ptr<std::atomic<uint32_t>> active_;
 };
 }  // namespace
 
@@ -81,11 +129,24 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   asio::io_context& io;
   tcp::acceptor acceptor;
   std::shared_ptr<std::map<std::string, HttpHandler>> routes = std::make_shared<std::map<std::string, HttpHandler>>();
+  std::shared_ptr<Auth> auth = std::make_shared<Auth>();
+  std::shared_ptr<std::atomic<uint32_t>> active = std::make_shared<std::atomic<uint32_t>>(0);
+  uint32_t max_connections = 64;
+  std::atomic<uint64_t> rejected{0};
   Impl(asio::io_context& i) : io(i), acceptor(i) {}
   void accept() {
     acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
       if (ec == asio::error::operation_aborted) return;
-      if (!ec) std::make_shared<Session>(std::move(s), self->routes)->start();
+      if (!ec) {
+        if (self->active->load() >= self->max_connections) {
+          ++self->rejected;  // over the limit: closed at once
+          beast::error_code ignored;
+          s.close(ignored);
+        } else {
+          ++*self->active;
+          std::make_shared<Session>(std::move(s), self->routes, self->auth, self->active)->start();
+        }
+      }
       if (self->acceptor.is_open()) self->accept();
     });
   }
@@ -114,6 +175,12 @@ HttpServer::~HttpServer() { stop(); }
 
 void HttpServer::route(const std::string& path, HttpHandler h) { (*impl_->routes)[path] = std::move(h); }
 void HttpServer::start() { impl_->accept(); }
+void HttpServer::require_auth(std::map<std::string, std::string> users, std::vector<std::string> open_paths) {
+  impl_->auth->users = std::move(users);
+  impl_->auth->open_paths = std::move(open_paths);
+}
+void HttpServer::max_connections(uint32_t n) { impl_->max_connections = n; }
+uint64_t HttpServer::rejected_connections() const { return impl_->rejected.load(); }
 void HttpServer::stop() {
   beast::error_code ec;
   if (impl_->acceptor.is_open()) impl_->acceptor.close(ec);

@@ -38,6 +38,8 @@ struct Config {
 
   // http
   std::string listen = "127.0.0.1:9464";
+  std::map<std::string, std::string> web_users;  // user -> crypt(3) hash (bcrypt $2b$, yescrypt $y$, ...)
+  uint32_t web_max_connections = 64;
 
   // input
   std::string preset = "flat";

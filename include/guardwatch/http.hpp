@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace gw {
 
@@ -23,6 +24,10 @@ class HttpServer {
   HttpServer(boost::asio::io_context& io, const std::string& listen);
   ~HttpServer();
   void route(const std::string& path, HttpHandler h);  // exact path, GET and HEAD
+  // Basic auth for every path but `open_paths` (user -> crypt(3) hash); empty: no auth.
+  void require_auth(std::map<std::string, std::string> users, std::vector<std::string> open_paths);
+  void max_connections(uint32_t n);
+  uint64_t rejected_connections() const;
   void start();
   void stop();
   uint16_t port() const;
