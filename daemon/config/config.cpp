@@ -476,7 +476,7 @@ std::optional<int64_t> parse_duration(std::string_view s) {
   while (i < s.size()) {
     size_t j = i;
     while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
-    if (j == i) return std::nullopt;
+    if (j == i || j - i > 12) return std::nullopt;  // more than 12 digits is no duration (and would overflow)
     int64_t n = std::stoll(std::string(s.substr(i, j - i)));
     size_t k = j;
     while (k < s.size() && std::isalpha(static_cast<unsigned char>(s[k]))) ++k;

@@ -78,7 +78,9 @@ void Extractor::extract(const Record& r, Observation& o) {
     const std::string_view w = st.str;
     bool numeric = !w.empty() && std::all_of(w.begin(), w.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (numeric) {
-      ok = std::stoi(std::string(w)) < 400;
+      // An HTTP code as a string; anything longer than 3 digits is not one (and must not
+      // overflow: found by the decoder fuzzer).
+      ok = w.size() > 3 ? 0 : (std::stoi(std::string(w)) < 400);
     } else {
       ok = 1;
       for (auto& e : error_statuses_)

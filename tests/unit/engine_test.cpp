@@ -43,6 +43,19 @@ TEST_CASE("engine: counts outcomes, applies good records and keeps going after b
   CHECK(w1h["metrics"]["latency"]["count"] == 4);
 }
 
+TEST_CASE("engine: a status string of digits that is no HTTP code (fuzzer regression)") {
+  Config cfg = gwtest::default_config();
+  Engine e(cfg);
+  Observation o;
+  Record* r = nullptr;
+  CHECK(e.ingest(R"({"ts":1795672800,"status":"35913447280","response":"x"})", {}, &o, &r) == Outcome::kApplied);
+  CHECK(o.values[kError] == 1);  // not a success code
+  CHECK(e.ingest(R"({"ts":1795672800,"status":"404","response":"x"})", {}, &o, &r) == Outcome::kApplied);
+  CHECK(o.values[kError] == 1);
+  CHECK(e.ingest(R"({"ts":1795672800,"status":"200","response":"x"})", {}, &o, &r) == Outcome::kApplied);
+  CHECK(o.values[kError] == 0);
+}
+
 TEST_CASE("engine: future timestamps are rejected in live mode only") {
   Config cfg = gwtest::default_config();
   int64_t now = 1'795'672'800'000;
