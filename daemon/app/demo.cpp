@@ -166,6 +166,10 @@ int run_demo(const DemoOptions& o) {
     while (!stop && gen.next(rec)) {
       auto due = t0 + std::chrono::microseconds(int64_t(double(rec.ts_ms - sc.start_ms) * 1000.0 / speed));
       if (due > std::chrono::steady_clock::now()) std::this_thread::sleep_until(due);
+      // Back-pressure: the mock cluster keeps ~5 MiB per partition, so never run more than ~1 MiB
+      // per partition ahead of the consumer (a slow machine slows the demo instead of losing data).
+      while (!stop && produced.load() > engine.records_seen() + uint64_t(1000 * o.partitions))
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
       // No key: records spread over all partitions, so none outgrows the mock cluster's ~5 MiB
       // per-partition retention before it is consumed (a real deployment keys by series).
       p.produce({}, rec.json);
