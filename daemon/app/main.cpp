@@ -179,7 +179,7 @@ int cmd_replay(const Common& c, const ReplayOptions& ro) {
 int cmd_extract(const Common& c) {
   Config cfg;
   if (!load(c, cfg)) return 1;
-  Engine engine(cfg);
+  Engine engine(cfg, nullptr, custom_metrics_for(cfg));  // --rules: their custom metrics are extracted too
   FILE* f = c.input.empty() || c.input == "-" ? stdin : std::fopen(c.input.c_str(), "rb");
   if (!f) {
     std::fprintf(stderr, "guardwatch extract: cannot open %s\n", c.input.c_str());

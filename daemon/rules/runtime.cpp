@@ -168,12 +168,10 @@ std::vector<AlertEvent> RuleRuntime::advance(int64_t until) {
   std::lock_guard g(mu_);
   if (!evaluator_ || until <= std::numeric_limits<int64_t>::min() / 4) return events;
   if (!started_) {
-    // First due time: the first interval boundary after the start of the data.
+    // The first call aligns every group's schedule to its next interval boundary after the start
+    // of the data (too little data to fire yet: min_samples).
     started_ = true;
-    int64_t first = std::numeric_limits<int64_t>::max();
-    for (auto& grp : evaluator_->rules().groups) first = std::min(first, (until / grp.interval_ms + 1) * grp.interval_ms);
-    (void)first;
-    auto ev0 = run_locked(until, true);  // aligns every group's schedule; nothing can fire on no data
+    auto ev0 = run_locked(until, true);
     events.insert(events.end(), ev0.begin(), ev0.end());
   }
   for (int64_t due = evaluator_->next_due_ms(); due <= until; due = evaluator_->next_due_ms()) {
