@@ -253,6 +253,20 @@ WindowAgg Store::query(const Series& s, int64_t end_ms, int64_t length_ms, const
   return w;
 }
 
+void Store::clear_series(Series& s) const {
+  for (auto& ring : s.tiers)
+    for (auto& b : ring) {
+      b.epoch = std::numeric_limits<int64_t>::min();
+      b.records = 0;
+      for (auto& p : b.props) p = PropAgg{};
+      for (auto& d : b.dists) d.clear();
+    }
+  for (auto& ring : s.rings)
+    for (auto& e : ring) e = ExemplarSlot{};
+  s.last_ts_ms = 0;
+  s.sources.clear();
+}
+
 size_t Store::memory_bytes() const {
   size_t total = 0;
   for (auto& s : series_) {

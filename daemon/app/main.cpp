@@ -36,7 +36,7 @@ int64_t wall_ms() {
 struct Common {
   uint64_t stop_after = 0;  // run: exit once this many records were read (benchmarks)
   std::vector<std::string> alertmanagers;
-  double shutdown_timeout_s = 10;
+  double shutdown_timeout_s = -1;  // -1: the config's shutdown_timeout
   std::string config;
   std::string input;
   std::string listen;
@@ -256,6 +256,14 @@ int cmd_run(const Common& c) {
     std::fprintf(stderr, "guardwatch run: %s\n", e.what());
     return 1;
   }
+  if (!cfg.web_tls_cert.empty()) {
+    try {
+      server->enable_tls(cfg.web_tls_cert, cfg.web_tls_key, cfg.web_tls_client_ca);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "guardwatch run: %s\n", e.what());
+      return 1;
+    }
+  }
   server->require_auth(cfg.web_users, {"/healthz", "/readyz"});
   server->max_connections(cfg.web_max_connections);
   server->route("/metrics", [&](const std::string&) {
@@ -264,27 +272,49 @@ int cmd_run(const Common& c) {
   });
   server->route("/healthz", [](const std::string&) { return HttpResponse{200, "application/json", "{\"status\":\"ok\"}\n"}; });
   server->route("/readyz", [&](const std::string&) {
-    bool ready = use_kafka ? kafka->stats().assigned : input_done.load();
-    return HttpResponse{ready ? 200 : 503, "application/json", ready ? "{\"status\":\"ready\"}\n" : "{\"status\":\"warming up\"}\n"};
+    std::string why;
+    if (use_kafka) {
+      KafkaStats ks = kafka->stats();
+      if (!ks.broker_up) why = "kafka broker unreachable";
+      else if (!ks.assigned) why = "waiting for a partition assignment";
+      else if (ks.warming) why = "warming up: " + std::to_string(ks.warmup_remaining) + " records left to re-read";
+    } else if (!input_done) {
+      why = "reading the input";
+    }
+    nlohmann::json j = why.empty() ? nlohmann::json{{"status", "ready"}} : nlohmann::json{{"status", "not ready"}, {"reason", why}};
+    return HttpResponse{why.empty() ? 200 : 503, "application/json", j.dump() + "\n"};
   });
   server->route("/api/v1/rules", [&](const std::string&) { return HttpResponse{200, "application/json", rules.rules_json().dump(2) + "\n"}; });
   server->route("/api/v1/alerts", [&](const std::string&) { return HttpResponse{200, "application/json", rules.alerts_json().dump(2) + "\n"}; });
   server->route("/api/v1/report", [&](const std::string&) {
     return HttpResponse{200, "application/json", window_report(eng, end_ms()).dump(2) + "\n"};
   });
-  if (cfg.alerting.external_url.empty()) cfg.alerting.external_url = "http://" + server->address();
+  if (cfg.alerting.external_url.empty()) cfg.alerting.external_url = (server->tls() ? "https://" : "http://") + server->address();
   notifier = std::make_unique<Notifier>(cfg.alerting, wall_ms, rules.max_interval_ms());
   if (notifier->enabled()) {
     rules.on_event([&](const AlertEvent& e) { notifier->on_event(e); });
     log::info("sending alerts to {} Alertmanager(s) and {} webhook(s)", cfg.alerting.alertmanagers.size(), cfg.alerting.webhooks.size());
   }
   server->start();
-  log::info("guardwatch {} listening on http://{} reading {}", build_version(), server->address(), source->describe());
+  log::info("guardwatch {} listening on {}://{} reading {}", build_version(), server->tls() ? "https" : "http", server->address(),
+            source->describe());
+  // Warm-up span on assignment: what the rules look back over, at least the longest report window.
+  auto set_rewind = [&] {
+    if (!kafka) return;
+    int64_t rw = cfg.kafka_rewind_ms;
+    if (rw < 0) {
+      rw = rules.lookback_ms();
+      for (auto& w : cfg.report_windows) rw = std::max(rw, w.second);
+    }
+    kafka->set_rewind_ms(std::min(rw, eng.store().retention_ms()));
+  };
+  set_rewind();
   // Live evaluation on the wall clock; rule files are reloaded on SIGHUP and when they change.
   auto reload = [&](const char* why) {
     if (cfg.rule_paths.empty()) return;
     auto errs = rules.load();
     if (errs.empty()) {
+      set_rewind();
       log::info("rules reloaded ({})", why);
     } else {
       for (auto& e : errs) log::error("rule reload failed, keeping the previous rules: {}", e.str());
@@ -310,7 +340,8 @@ int cmd_run(const Common& c) {
     timer.expires_after(std::chrono::seconds(1));
     timer.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      if (use_kafka && rules.loaded()) rules.tick(wall_ms());
+      // Rules hold while a warm-up re-reads partitions: their windows are not whole yet.
+      if (use_kafka && rules.loaded() && !kafka->stats().warming) rules.tick(wall_ms());
       notifier->tick();
       if (++ticks % 2 == 0) {
         std::string now = stamp();
@@ -333,9 +364,19 @@ int cmd_run(const Common& c) {
   };
   wait_hup();
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  const int64_t deadline_ms = c.shutdown_timeout_s >= 0 ? int64_t(c.shutdown_timeout_s * 1000) : cfg.shutdown_timeout_ms;
+  std::chrono::steady_clock::time_point shutdown_started{};
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
-    log::info("received signal {}, shutting down", sig);
+    log::info("received signal {}, shutting down (deadline {})", sig, format_duration(deadline_ms));
+    shutdown_started = std::chrono::steady_clock::now();
+    // The whole shutdown (drain, commit, notifications) has one deadline: a broker or an
+    // Alertmanager that does not answer must not keep the process (and a rollout) waiting.
+    std::thread([deadline_ms] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(deadline_ms));
+      log::error("shutdown did not finish within {}: exiting now", format_duration(deadline_ms));
+      std::_Exit(1);
+    }).detach();
     stop = true;
     server->stop();
     timer.cancel();
@@ -371,7 +412,11 @@ int cmd_run(const Common& c) {
   worker.join();
   // Deliver what is queued (resolved alerts above all) before exiting, within the deadline.
   if (notifier->enabled()) {
-    size_t left = notifier->drain(int64_t(c.shutdown_timeout_s * 1000));
+    int64_t spent = shutdown_started == std::chrono::steady_clock::time_point{}
+                        ? 0
+                        : std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - shutdown_started).count();
+    // Leave a little of the deadline for the exit itself.
+    size_t left = notifier->drain(std::max<int64_t>(0, deadline_ms - spent - 250));
     if (left) log::warn("exiting with {} undelivered alert notification(s)", left);
   }
   return rc;
@@ -478,7 +523,7 @@ int main(int argc, char** argv) {
   run->add_option("--listen", c.listen, "HTTP address host:port (default 127.0.0.1:9464)");
   run->add_option("--stop-after", c.stop_after, "exit after reading this many records (for benchmarks)");
   run->add_option("--alertmanager", c.alertmanagers, "Alertmanager base URL to send alerts to (repeatable)");
-  run->add_option("--shutdown-timeout", c.shutdown_timeout_s, "seconds to deliver pending notifications on SIGTERM (default 10)");
+  run->add_option("--shutdown-timeout", c.shutdown_timeout_s, "seconds for the whole shutdown on SIGTERM (default: config shutdown_timeout, 10 s)");
   ReplayOptions ro;
   auto* replay = app.add_subcommand("replay", "Process a JSONL file at full speed in event time: final windows, or with --rules the alert timeline");
   add_common(replay, true);

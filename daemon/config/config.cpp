@@ -28,6 +28,11 @@ const Option kOptions[] = {
     {"web", "map", "", "The HTTP endpoints (read-only: GET and HEAD)."},
     {"web.basic_auth_users", "map user->password hash", "{}", "When set, every endpoint but /healthz and /readyz requires HTTP basic auth. Hashes are crypt(3) strings, e.g. bcrypt from `htpasswd -nbB user pass` or `mkpasswd -m bcrypt` (as in Prometheus's web config)."},
     {"web.max_connections", "count", "64", "Concurrent HTTP connections; further ones are closed at once. Requests are limited to 16 KiB."},
+    {"web.tls", "{cert_file, key_file, client_ca_file}", "", "Serve HTTPS only (TLS 1.2+) when cert_file and key_file are set (PEM, as in Prometheus's web config). Files are read at start."},
+    {"web.tls.cert_file", "path", "", "Server certificate chain (PEM)."},
+    {"web.tls.key_file", "path", "", "Server private key (PEM)."},
+    {"web.tls.client_ca_file", "path", "", "When set, clients must present a certificate signed by this CA (mutual TLS)."},
+    {"shutdown_timeout", "duration", "10s", "On SIGTERM: stop reading, commit offsets, deliver pending (resolved) notifications, and exit within this deadline; past it guardwatch exits 1. `--shutdown-timeout` overrides it."},
     {"input", "map", "", "How records are read and decoded."},
     {"input.preset", "flat|openai", "flat", "Field layout preset (DESIGN §2): `flat` (one object with top-level fields) or `openai` (a proxy's log of an OpenAI-style chat completion)."},
     {"input.fields", "map field->JSON pointer", "{}", "Per-field overrides of the preset, e.g. `response: /output/text`. Fields: ts, request_id, model, model_version, endpoint, variant, latency_ms, ttft_ms, prompt_tokens, completion_tokens, finish_reason, status, response, judge_score, user_feedback, cost_usd."},
@@ -35,6 +40,7 @@ const Option kOptions[] = {
     {"input.max_record_bytes", "bytes", "1048576", "Larger records are counted as `oversized` and skipped."},
     {"kafka", "map", "", "Kafka source. Without `kafka.topics` guardwatch reads `--input` instead."},
     {"kafka.topics", "list of strings", "[]", "Topics to subscribe to (consumer group from `group.id`)."},
+    {"kafka.rewind", "duration|auto|off", "auto", "On a partition assignment, re-read the partition from the first record at or after now minus this (Kafka timestamps) up to its committed offset, so windows and baselines are whole before rules evaluate (warm-up: rules hold, /readyz is 503, re-read records count in guardwatch_warmup_records_total). `auto`: the longest span a loaded rule looks back (window + offset), at least the longest report window."},
     {"kafka.properties", "map", "{group.id: guardwatch}", "librdkafka properties passed through unchanged (bootstrap.servers, security.protocol, sasl.*, ssl.*, ...). Values may use `${ENV_VAR}`. guardwatch sets enable.auto.offset.store=false and stores an offset only after its record is applied."},
     {"windows", "map", "", "Rolling windows."},
     {"windows.report", "list of durations", "[1m, 5m, 15m, 1h]", "Windows exported on /metrics and in replay reports (label `window`)."},
@@ -211,7 +217,27 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
     }
     if (const YAML::Node& n = w["max_connections"]; n.IsDefined())
       if (auto v = rd.number<uint32_t>(n, "web.max_connections", 1, 100000)) c.web_max_connections = *v;
+    if (const YAML::Node t = w["tls"]; t.IsDefined()) {
+      if (!gw::yaml::is_map(t)) rd.error(t, "web.tls", "expected {cert_file, key_file, client_ca_file}");
+      else {
+        rd.check_keys(t, "web.tls");
+        auto file = [&](const char* k, std::string& out) {
+          if (!t[k].IsDefined()) return;
+          std::string key = std::string("web.tls.") + k;
+          if (auto v = rd.str(t[k], key)) {
+            if (!std::filesystem::exists(*v)) rd.error(t[k], key, "no such file: " + *v);
+            else out = *v;
+          }
+        };
+        file("cert_file", c.web_tls_cert);
+        file("key_file", c.web_tls_key);
+        file("client_ca_file", c.web_tls_client_ca);
+        if (c.web_tls_cert.empty() != c.web_tls_key.empty()) rd.error(t, "web.tls", "cert_file and key_file go together");
+      }
+    }
   }
+  if (const YAML::Node& n = root["shutdown_timeout"]; n.IsDefined())
+    if (auto v = rd.duration(n, "shutdown_timeout")) c.shutdown_timeout_ms = *v;
 
   if (YAML::Node in = section("input"); gw::yaml::is_map(in)) {
     if (const YAML::Node& n = in["preset"]; n.IsDefined())
@@ -260,6 +286,13 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
 
   if (YAML::Node k = section("kafka"); gw::yaml::is_map(k)) {
     if (const YAML::Node& n = k["topics"]; n.IsDefined()) c.kafka_topics = rd.strings(n, "kafka.topics");
+    if (const YAML::Node& n = k["rewind"]; n.IsDefined())
+      if (auto v = rd.str(n, "kafka.rewind")) {
+        if (*v == "auto") c.kafka_rewind_ms = -1;
+        else if (*v == "off" || *v == "0" || *v == "false") c.kafka_rewind_ms = 0;
+        else if (auto d = parse_duration(*v); d && *d > 0) c.kafka_rewind_ms = *d;
+        else rd.error(n, "kafka.rewind", "expected auto, off or a duration like 2h, got \"" + *v + "\"");
+      }
     if (const YAML::Node& n = k["properties"]; n.IsDefined()) {
       if (!gw::yaml::is_map(n)) rd.error(n, "kafka.properties", "expected a mapping of librdkafka property to value");
       else

@@ -1,5 +1,6 @@
 #include "guardwatch/engine.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <stdexcept>
@@ -93,6 +94,7 @@ Engine::~Engine() = default;
 uint64_t Engine::records_seen() const {
   uint64_t n = 0;
   for (auto& c : outcomes_) n += c.load(std::memory_order_relaxed);
+  for (auto& c : warm_outcomes_) n += c.load(std::memory_order_relaxed);
   return n;
 }
 
@@ -104,10 +106,36 @@ int64_t Engine::watermark_locked() const {
 }
 
 
-void Engine::forget_partition(std::string_view topic, int32_t partition) {
+bool Engine::revoke_partitions(const std::vector<std::pair<std::string, int32_t>>& parts) {
   auto g = lock();
-  std::erase_if(partitions_, [&](const PartitionClock& p) { return p.partition == partition && p.topic == topic; });
+  std::vector<uint32_t> gone;
+  for (auto& [topic, partition] : parts)
+    for (auto& p : partitions_)
+      if (p.partition == partition && p.topic == topic) gone.push_back(p.id);
+  std::erase_if(partitions_, [&](const PartitionClock& p) {
+    for (auto& [topic, partition] : parts)
+      if (p.partition == partition && p.topic == topic) return true;
+    return false;
+  });
+  bool mixed = false;
+  std::vector<Series*> drop;
+  for (auto& s : store_->series()) {
+    size_t n = 0;
+    for (auto id : s->sources) n += std::find(gone.begin(), gone.end(), id) != gone.end();
+    if (n && n == s->sources.size()) drop.push_back(s.get());
+    else if (n) mixed = true;
+  }
+  if (mixed) {
+    for (auto& s : store_->series()) store_->clear_series(*s);
+    partitions_.clear();
+    log::warn("revoked partitions shared series with kept ones (producers do not key records by series): "
+              "all windows are rebuilt from the remaining partitions");
+  } else {
+    for (auto* s : drop) store_->clear_series(*s);
+    if (!drop.empty()) log::info("revoked partitions: {} series emptied (another replica counts them now)", drop.size());
+  }
   watermark_.store(watermark_locked(), std::memory_order_relaxed);
+  return mixed;
 }
 
 Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation* obs_out, Record** rec_out) {
@@ -116,8 +144,9 @@ Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation
   if (rec_out) *rec_out = &r;
   // Counting is the whole cost of a rejected record; the log line is formatted only when the
   // per-reason rate limit lets it through.
+  auto& counts = pos.warmup ? warm_outcomes_ : outcomes_;
   auto reject = [&](Outcome o, auto&& detail) {
-    outcomes_[size_t(o)].fetch_add(1, std::memory_order_relaxed);
+    counts[size_t(o)].fetch_add(1, std::memory_order_relaxed);
     long suppressed = log::take(outcome_name(o), cfg_.log_samples_per_second);
     if (suppressed < 0) return o;
     std::string where = pos.topic.empty() ? (pos.line ? "line " + std::to_string(pos.line) : std::string("input"))
@@ -170,7 +199,7 @@ Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation
     for (auto& p : partitions_)
       if (p.partition == pos.partition && p.topic == pos.topic) pc = &p;
     if (!pc) {
-      partitions_.push_back({std::string(pos.topic), pos.partition, ms});
+      partitions_.push_back({std::string(pos.topic), pos.partition, ms, next_partition_id_++});
       pc = &partitions_.back();
       watermark_.store(watermark_locked(), std::memory_order_relaxed);
     }
@@ -196,9 +225,10 @@ Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation
       labels_[4 + i] = v.present() ? v.str : std::string_view();
     }
     Series& s = store_->series_for(labels_);
+    s.note_source(pc->id);
     store_->add(s, ms, o, &r);
   }
-  outcomes_[size_t(Outcome::kApplied)].fetch_add(1, std::memory_order_relaxed);
+  counts[size_t(Outcome::kApplied)].fetch_add(1, std::memory_order_relaxed);
   if (on_applied_) on_applied_();
   return Outcome::kApplied;
 }

@@ -58,6 +58,13 @@ std::vector<MetricFamily> EngineCollector::Collect() const {
   for (size_t o = 0; o < size_t(Outcome::kCount); ++o)
     records.metric.push_back(counter({{"outcome", outcome_name(Outcome(o))}}, double(engine_.outcome_count(Outcome(o)))));
   out.push_back(std::move(records));
+  auto warm = family("warmup_records_total",
+                     "Records re-read after a partition assignment to rebuild the windows (counted apart from records_total).",
+                     MetricType::Counter);
+  for (size_t o = 0; o < size_t(Outcome::kCount); ++o)
+    if (Outcome(o) == Outcome::kApplied || engine_.outcome_count(Outcome(o), true))
+      warm.metric.push_back(counter({{"outcome", outcome_name(Outcome(o))}}, double(engine_.outcome_count(Outcome(o), true))));
+  out.push_back(std::move(warm));
 
   auto build = family("build_info", "Build information; the value is always 1.", MetricType::Gauge);
   build.metric.push_back(gauge({{"version", GUARDWATCH_VERSION}, {"revision", GUARDWATCH_REVISION}}, 1));
@@ -75,6 +82,18 @@ std::vector<MetricFamily> EngineCollector::Collect() const {
     auto reb = family("kafka_rebalances_total", "Partition assignment changes.", MetricType::Counter);
     reb.metric.push_back(counter({}, double(ks.rebalances)));
     out.push_back(std::move(reb));
+    auto rew = family("kafka_rewinds_total", "Partitions rewound to now - kafka.rewind to rebuild their windows.", MetricType::Counter);
+    rew.metric.push_back(counter({}, double(ks.rewinds)));
+    out.push_back(std::move(rew));
+    auto up = family("kafka_broker_up", "0 after librdkafka reported all brokers down, until a broker answers again.", MetricType::Gauge);
+    up.metric.push_back(gauge({}, ks.broker_up ? 1 : 0));
+    out.push_back(std::move(up));
+    auto wa = family("warmup_active", "1 while assigned partitions are re-read to rebuild windows (rules hold, /readyz is 503).", MetricType::Gauge);
+    wa.metric.push_back(gauge({}, ks.warming ? 1 : 0));
+    out.push_back(std::move(wa));
+    auto wr = family("warmup_remaining_records", "Records left to re-read before the warm-up ends.", MetricType::Gauge);
+    wr.metric.push_back(gauge({}, double(ks.warmup_remaining)));
+    out.push_back(std::move(wr));
   }
 
   int64_t end = end_ms_();

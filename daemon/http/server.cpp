@@ -5,6 +5,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/core/detail/base64.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <crypt.h>
 
 #include <algorithm>
@@ -57,21 +58,39 @@ struct Auth {
   }
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+// A connection: plain TCP (Stream = beast::tcp_stream) or TLS (beast::ssl_stream over it).
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
  public:
+  template <class... Ctx>
   Session(tcp::socket s, std::shared_ptr<const std::map<std::string, HttpHandler>> routes, std::shared_ptr<Auth> auth,
-          std::shared_ptr<std::atomic<uint32_t>> active)
-      : stream_(std::move(s)), routes_(std::move(routes)), auth_(std::move(auth)), active_(std::move(active)) {}
+          std::shared_ptr<std::atomic<uint32_t>> active, Ctx&... ctx)
+      : stream_(std::move(s), ctx...), routes_(std::move(routes)), auth_(std::move(auth)), active_(std::move(active)) {}
   ~Session() { --*active_; }
-  void start() { read(); }
+  void start() {
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(10));
+      stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+        if (ec) {
+          log::sampled("http_tls", 1, log::Level::kWarn, "http: TLS handshake failed: " + ec.message());
+          return;
+        }
+        self->read();
+      });
+    } else {
+      read();
+    }
+  }
 
  private:
   void read() {
     parser_.emplace();
     parser_->header_limit(kMaxRequestBytes);
     parser_->body_limit(kMaxRequestBytes);
-    stream_.expires_after(std::chrono::seconds(30));
-    http::async_read(stream_, buf_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(30));
+    http::async_read(stream_, buf_, *parser_, [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
   void on_read(beast::error_code ec) {
     if (ec) return close();
@@ -107,16 +126,21 @@ class Session : public std::enable_shared_from_this<Session> {
       if (req.method() != http::verb::head) res->body() = std::move(r.body);
     }
     res->prepare_payload();
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec2, size_t) {
+    http::async_write(stream_, *res, [self = this->shared_from_this(), res](beast::error_code ec2, size_t) {
       if (ec2 || !res->keep_alive()) return self->close();
       self->read();
     });
   }
   void close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {});
+    } else {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
   }
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<const std::map<std::string, HttpHandler>> routes_;
@@ -133,6 +157,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::shared_ptr<std::atomic<uint32_t>> active = std::make_shared<std::atomic<uint32_t>>(0);
   uint32_t max_connections = 64;
   std::atomic<uint64_t> rejected{0};
+  std::unique_ptr<asio::ssl::context> tls;
   Impl(asio::io_context& i) : io(i), acceptor(i) {}
   void accept() {
     acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
@@ -144,7 +169,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
           s.close(ignored);
         } else {
           ++*self->active;
-          std::make_shared<Session>(std::move(s), self->routes, self->auth, self->active)->start();
+          if (self->tls)
+            std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(s), self->routes, self->auth, self->active, *self->tls)
+                ->start();
+          else
+            std::make_shared<Session<beast::tcp_stream>>(std::move(s), self->routes, self->auth, self->active)->start();
         }
       }
       if (self->acceptor.is_open()) self->accept();
@@ -179,6 +208,25 @@ void HttpServer::require_auth(std::map<std::string, std::string> users, std::vec
   impl_->auth->users = std::move(users);
   impl_->auth->open_paths = std::move(open_paths);
 }
+void HttpServer::enable_tls(const std::string& cert_file, const std::string& key_file, const std::string& client_ca_file) {
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  beast::error_code ec;
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
+                       asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
+                   ec);
+  ctx->use_certificate_chain_file(cert_file, ec);
+  if (ec) throw std::runtime_error("web.tls.cert_file " + cert_file + ": " + ec.message());
+  ctx->use_private_key_file(key_file, asio::ssl::context::pem, ec);
+  if (ec) throw std::runtime_error("web.tls.key_file " + key_file + ": " + ec.message());
+  if (!client_ca_file.empty()) {
+    ctx->load_verify_file(client_ca_file, ec);
+    if (ec) throw std::runtime_error("web.tls.client_ca_file " + client_ca_file + ": " + ec.message());
+    ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+  }
+  impl_->tls = std::move(ctx);
+}
+bool HttpServer::tls() const { return impl_->tls != nullptr; }
+
 void HttpServer::max_connections(uint32_t n) { impl_->max_connections = n; }
 uint64_t HttpServer::rejected_connections() const { return impl_->rejected.load(); }
 void HttpServer::stop() {

@@ -2,10 +2,13 @@
 
 #include <prometheus/metric_family.h>
 #include <sys/stat.h>
+
+#include <algorithm>
 #include <yaml-cpp/yaml.h>
 
 #include "guardwatch/yaml_util.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -128,6 +131,16 @@ int64_t RuleRuntime::max_interval_ms() const {
   int64_t m = 60'000;
   if (evaluator_)
     for (auto& grp : evaluator_->rules().groups) m = std::max(m, grp.interval_ms);
+  return m;
+}
+
+int64_t RuleRuntime::lookback_ms() const {
+  std::lock_guard g(mu_);
+  int64_t m = 0;
+  if (evaluator_)
+    for (auto& grp : evaluator_->rules().groups)
+      for (auto& r : grp.rules)
+        m = std::max({m, r.current.window_ms + r.current.offset_ms, r.baseline.window_ms + r.baseline.offset_ms});
   return m;
 }
 

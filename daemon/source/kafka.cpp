@@ -1,12 +1,15 @@
 // Kafka source: librdkafka's high-level consumer in a consumer group.
 // Offsets are stored (enable.auto.offset.store=false) only after the engine applied the record,
 // and committed by librdkafka's auto-commit and once more, synchronously, on revoke and close.
+// On an assignment a partition is rewound to `now - rewind` and its records up to the committed
+// offset are re-read as warm-up (DESIGN §8): windows are whole again before rules evaluate.
 #include <librdkafka/rdkafkacpp.h>
 
 #include <chrono>
 #include <stdexcept>
 #include <unordered_map>
 
+#include "guardwatch/config.hpp"
 #include "guardwatch/log.hpp"
 #include "guardwatch/source.hpp"
 
@@ -26,6 +29,114 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   };
   std::vector<Pending> pending;  // a handful of partitions: linear search, no allocation per record
   bool dirty = false;
+  // Partitions re-reading records applied before (by this or another replica) up to `end`.
+  struct Warm {
+    std::string topic;
+    int32_t partition;
+    int64_t end;
+    uint64_t reread = 0;
+  };
+  std::vector<Warm> warm;
+  std::atomic<int64_t> rewind_ms{0};
+  bool rebuild = false;  // a revoke emptied every series: re-read the kept partitions too
+
+  static int64_t wall_now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  }
+
+  // Is this record a re-read? Ends the partition's warm-up when it reaches the end offset.
+  bool warmup_record(const std::string& topic, int32_t partition, int64_t offset) {
+    for (size_t i = 0; i < warm.size(); ++i) {
+      Warm& w = warm[i];
+      if (w.partition != partition || w.topic != topic) continue;
+      bool re = offset < w.end;
+      w.reread += re;
+      if (offset + 1 >= w.end) finish_warm(i);
+      return re;
+    }
+    return false;
+  }
+  void finish_warm(size_t i) {
+    log::info("kafka: warm-up of {}/{} done: {} records re-read", warm[i].topic, warm[i].partition, warm[i].reread);
+    warm.erase(warm.begin() + long(i));
+    if (warm.empty()) log::info("kafka: warm-up complete, rules evaluate again");
+    publish_warm();
+  }
+  void publish_warm() {
+    std::lock_guard g(mu);
+    st.warming = !warm.empty();
+    if (!st.warming) st.warmup_remaining = 0;
+  }
+  void add_warm(const std::string& topic, int32_t partition, int64_t end) {
+    for (auto& w : warm)
+      if (w.partition == partition && w.topic == topic) {
+        w.end = std::max(w.end, end);
+        return;
+      }
+    warm.push_back({topic, partition, end});
+  }
+
+  // Sets each partition's start to the first offset at or after now - rewind, when that is
+  // before its committed offset, and notes the committed offset as the end of its warm-up.
+  void plan_rewind(RdKafka::KafkaConsumer* c, std::vector<RdKafka::TopicPartition*>& parts) {
+    int64_t span = rewind_ms.load();
+    if (span <= 0 || parts.empty()) return;
+    std::vector<RdKafka::TopicPartition*> committed, times;
+    for (auto* p : parts) {
+      committed.push_back(RdKafka::TopicPartition::create(p->topic(), p->partition()));
+      times.push_back(RdKafka::TopicPartition::create(p->topic(), p->partition(), wall_now_ms() - span));
+    }
+    auto e1 = c->committed(committed, 10'000);
+    auto e2 = e1 ? e1 : c->offsetsForTimes(times, 10'000);
+    if (e1 || e2) {
+      log::warn("kafka: cannot rewind {} partition(s) for warm-up ({}); they start at the committed offsets", parts.size(),
+                RdKafka::err2str(e1 ? e1 : e2));
+    } else {
+      for (size_t i = 0; i < parts.size(); ++i) {
+        int64_t C = committed[i]->offset(), T = times[i]->offset();
+        if (committed[i]->err() || times[i]->err() || C < 0) continue;  // no commit: nothing was applied yet
+        if (T < 0 || T >= C) continue;                                   // nothing recent before the commit
+        parts[i]->set_offset(T);
+        add_warm(parts[i]->topic(), parts[i]->partition(), C);
+        log::info("kafka: {}/{} rewound to offset {} (now - {}), warm-up until {}", parts[i]->topic(), parts[i]->partition(), T,
+                  format_duration(span), C);
+        std::lock_guard g(mu);
+        ++st.rewinds;
+      }
+    }
+    RdKafka::TopicPartition::destroy(committed);
+    RdKafka::TopicPartition::destroy(times);
+    publish_warm();
+  }
+
+  // After every series was emptied: seek each kept partition back to now - rewind.
+  void rewind_assigned(RdKafka::KafkaConsumer* c) {
+    rebuild = false;
+    std::vector<RdKafka::TopicPartition*> parts, times;
+    if (c->assignment(parts) != RdKafka::ERR_NO_ERROR || parts.empty()) return;
+    c->position(parts);
+    int64_t span = rewind_ms.load();
+    for (auto* p : parts) times.push_back(RdKafka::TopicPartition::create(p->topic(), p->partition(), wall_now_ms() - span));
+    if (auto e = c->offsetsForTimes(times, 10'000); e != RdKafka::ERR_NO_ERROR) {
+      log::error("kafka: cannot rebuild the windows of the kept partitions: {}", RdKafka::err2str(e));
+    } else {
+      for (size_t i = 0; i < parts.size(); ++i) {
+        int64_t P = parts[i]->offset(), T = times[i]->offset();
+        if (P < 0 || T < 0 || T >= P) continue;
+        std::unique_ptr<RdKafka::TopicPartition> to(RdKafka::TopicPartition::create(parts[i]->topic(), parts[i]->partition(), T));
+        if (auto e = c->seek(*to, 10'000); e != RdKafka::ERR_NO_ERROR) {
+          log::error("kafka: seek {}/{} to {}: {}", parts[i]->topic(), parts[i]->partition(), T, RdKafka::err2str(e));
+          continue;
+        }
+        add_warm(parts[i]->topic(), parts[i]->partition(), P);
+        std::lock_guard g(mu);
+        ++st.rewinds;
+      }
+    }
+    RdKafka::TopicPartition::destroy(parts);
+    RdKafka::TopicPartition::destroy(times);
+    publish_warm();
+  }
 
   void applied(const std::string& topic, int32_t partition, int64_t offset) {
     dirty = true;
@@ -61,6 +172,7 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
     for (auto* p : parts) names += (names.empty() ? "" : ",") + p->topic() + "/" + std::to_string(p->partition());
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       log::info("kafka: assigned {} ({})", names, cooperative ? "cooperative" : "eager");
+      plan_rewind(c, parts);
       if (cooperative) {
         if (auto e = c->incremental_assign(parts)) log::error("kafka: incremental_assign: {}", e->str());
       } else {
@@ -73,10 +185,15 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
       // Commit what was applied before the partitions move to another replica.
       store_pending();
       c->commitSync();
+      std::vector<std::pair<std::string, int32_t>> gone;
       for (auto* p : parts) {
         std::erase_if(pending, [&](const Pending& q) { return q.topic == p->topic() && q.partition == p->partition(); });
-        if (engine) engine->forget_partition(p->topic(), p->partition());
+        std::erase_if(warm, [&](const Warm& q) { return q.topic == p->topic() && q.partition == p->partition(); });
+        gone.emplace_back(p->topic(), p->partition());
       }
+      publish_warm();
+      // Empty what the revoked partitions brought, so the union over replicas stays exact.
+      if (engine && engine->revoke_partitions(gone) && cooperative && rewind_ms.load() > 0) rebuild = true;
       if (cooperative) {
         if (auto e = c->incremental_unassign(parts)) log::error("kafka: incremental_unassign: {}", e->str());
       } else {
@@ -95,6 +212,7 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
         {
           std::lock_guard g(mu);
           ++st.errors;
+          if (e.err() == RdKafka::ERR__ALL_BROKERS_DOWN) st.broker_up = false;
         }
         log::sampled("kafka_error", 1, e.fatal() ? log::Level::kError : log::Level::kWarn,
                      fmt::format("kafka: {}{}", e.fatal() ? "FATAL " : "", e.str()));
@@ -113,16 +231,46 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
     if (consumer->assignment(parts) != RdKafka::ERR_NO_ERROR) return;
     consumer->position(parts);
     std::vector<PartitionLag> out;
+    int64_t remaining = 0;
     for (auto* p : parts) {
       int64_t lo = -1, hi = -1;
       consumer->get_watermark_offsets(p->topic(), p->partition(), &lo, &hi);
       // Nothing consumed yet: the consumer is at the low watermark (or the committed offset).
       int64_t pos = p->offset() >= 0 ? p->offset() : lo;
-      out.push_back({p->topic(), p->partition(), pos, hi});
+      int64_t wend = -1;
+      for (size_t i = 0; i < warm.size(); ++i)
+        if (warm[i].partition == p->partition() && warm[i].topic == p->topic()) {
+          // Offsets up to the end may be gone (compaction, transaction markers): the position decides.
+          if (p->offset() >= warm[i].end) finish_warm(i);
+          else {
+            wend = warm[i].end;
+            remaining += wend - std::max<int64_t>(pos, 0);
+          }
+          break;
+        }
+      out.push_back({p->topic(), p->partition(), pos, hi, wend});
+    }
+    // A broker that was down answers again: probe it with one cheap request.
+    bool down;
+    {
+      std::lock_guard g(mu);
+      down = !st.broker_up;
+    }
+    if (down && !parts.empty()) {
+      int64_t lo, hi;
+      if (consumer->query_watermark_offsets(parts[0]->topic(), parts[0]->partition(), &lo, &hi, 500) == RdKafka::ERR_NO_ERROR)
+        mark_up();
     }
     RdKafka::TopicPartition::destroy(parts);
     std::lock_guard g(mu);
     st.partitions = std::move(out);
+    st.warming = !warm.empty();
+    st.warmup_remaining = st.warming ? remaining : 0;
+  }
+  void mark_up() {
+    std::lock_guard g(mu);
+    if (!st.broker_up) log::info("kafka: broker reachable again");
+    st.broker_up = true;
   }
 };
 
@@ -167,6 +315,8 @@ std::string KafkaSource::describe() const {
          (it != impl_->cfg.kafka_properties.end() ? " brokers=" + it->second : "");
 }
 
+void KafkaSource::set_rewind_ms(int64_t ms) { impl_->rewind_ms.store(ms); }
+
 KafkaStats KafkaSource::stats() const {
   std::lock_guard g(impl_->mu);
   return impl_->st;
@@ -187,8 +337,11 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
         pos.topic = topic;
         pos.partition = msg->partition();
         pos.offset = msg->offset();
+        pos.warmup = !im.warm.empty() && im.warmup_record(topic, pos.partition, pos.offset);
         engine.ingest(std::string_view(static_cast<const char*>(msg->payload()), msg->len()), pos);
-        im.applied(topic, msg->partition(), msg->offset());
+        // A re-read record's offset is committed already: storing it would move the commit back.
+        if (!pos.warmup) im.applied(topic, msg->partition(), msg->offset());
+        if (!im.st.broker_up) im.mark_up();
         break;
       }
       case RdKafka::ERR__TIMED_OUT:
@@ -201,6 +354,7 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
         break;
       }
     }
+    if (im.rebuild) im.rewind_assigned(c);
     auto now = clock::now();
     if (now - im.last_store > std::chrono::milliseconds(200)) {
       im.store_pending();

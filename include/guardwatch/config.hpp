@@ -40,6 +40,8 @@ struct Config {
   std::string listen = "127.0.0.1:9464";
   std::map<std::string, std::string> web_users;  // user -> crypt(3) hash (bcrypt $2b$, yescrypt $y$, ...)
   uint32_t web_max_connections = 64;
+  std::string web_tls_cert, web_tls_key, web_tls_client_ca;  // TLS when cert and key are set
+  int64_t shutdown_timeout_ms = 10'000;  // SIGTERM: drain, commit, deliver, exit within this
 
   // input
   std::string preset = "flat";
@@ -50,6 +52,7 @@ struct Config {
   // kafka
   std::vector<std::string> kafka_topics;
   std::map<std::string, std::string> kafka_properties;  // passed to librdkafka unchanged
+  int64_t kafka_rewind_ms = -1;  // on assignment re-read from now - this; -1 auto (rules' lookback), 0 off
 
   // windows
   std::vector<std::pair<std::string, int64_t>> report_windows = {

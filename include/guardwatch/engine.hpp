@@ -46,9 +46,15 @@ class Engine {
   int64_t watermark_ms() const { return watermark_.load(std::memory_order_relaxed); }
   // Called on the ingesting thread after each applied record (replay drives rule evaluation).
   void on_applied(std::function<void()> f) { on_applied_ = std::move(f); }
-  // Forget a partition's progress (it was revoked and belongs to another replica now).
-  void forget_partition(std::string_view topic, int32_t partition);
-  uint64_t outcome_count(Outcome o) const { return outcomes_[size_t(o)].load(std::memory_order_relaxed); }
+  // Partitions revoked (they belong to another replica now): forgets their progress and empties
+  // the series built only from them. A series that also holds records of a partition this replica
+  // keeps cannot be split: then every series is emptied and the function returns true, and the
+  // caller re-reads its remaining partitions (Kafka source: rewind and warm-up).
+  bool revoke_partitions(const std::vector<std::pair<std::string, int32_t>>& parts);
+  // Records applied from new input (warmup == false) or re-read during a warm-up.
+  uint64_t outcome_count(Outcome o, bool warmup = false) const {
+    return (warmup ? warm_outcomes_ : outcomes_)[size_t(o)].load(std::memory_order_relaxed);
+  }
   uint64_t records_seen() const;
 
  private:
@@ -62,7 +68,7 @@ class Engine {
   std::unique_ptr<Store> store_;
   mutable std::mutex mu_;
   std::atomic<int64_t> max_event_ms_{std::numeric_limits<int64_t>::min() / 2};
-  std::array<std::atomic<uint64_t>, size_t(Outcome::kCount)> outcomes_{};
+  std::array<std::atomic<uint64_t>, size_t(Outcome::kCount)> outcomes_{}, warm_outcomes_{};
   Record rec_;
   Observation obs_;
   std::vector<std::string_view> labels_;
@@ -70,7 +76,9 @@ class Engine {
     std::string topic;
     int32_t partition;
     int64_t max_ms;
+    uint32_t id;  // noted in Series::sources
   };
+  uint32_t next_partition_id_ = 0;
   std::vector<PartitionClock> partitions_;  // guarded by mu_
   int64_t watermark_locked() const;
   std::atomic<int64_t> watermark_{std::numeric_limits<int64_t>::min() / 2};

@@ -27,6 +27,10 @@ class HttpServer {
   // Basic auth for every path but `open_paths` (user -> crypt(3) hash); empty: no auth.
   void require_auth(std::map<std::string, std::string> users, std::vector<std::string> open_paths);
   void max_connections(uint32_t n);
+  // Serve HTTPS only (TLS 1.2+); with `client_ca_file`, clients must present a certificate it
+  // signed. Throws naming the file that cannot be used.
+  void enable_tls(const std::string& cert_file, const std::string& key_file, const std::string& client_ca_file = "");
+  bool tls() const;
   uint64_t rejected_connections() const;
   void start();
   void stop();

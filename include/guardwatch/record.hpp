@@ -43,6 +43,7 @@ struct SourcePos {
   int32_t partition = -1;
   int64_t offset = -1;
   int64_t line = 0;        // 1-based line in a JSONL input, 0 when not from a file
+  bool warmup = false;     // re-read to rebuild windows after an assignment (counted apart)
 };
 
 struct Record {

@@ -42,6 +42,8 @@ class RuleRuntime {
   const prometheus::Collectable& collector() const { return *collector_; }
   std::vector<std::string> watched_files() const;
   int64_t max_interval_ms() const;
+  // The longest span a loaded rule looks back from its evaluation time (window + offset).
+  int64_t lookback_ms() const;
 
  private:
   std::vector<AlertEvent> run_locked(int64_t t, bool all);

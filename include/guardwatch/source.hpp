@@ -30,6 +30,7 @@ struct PartitionLag {
   int32_t partition;
   int64_t position;    // next offset to read (-1 unknown)
   int64_t high_watermark;
+  int64_t warmup_end = -1;  // re-reading up to this offset (exclusive) to rebuild windows; -1 none
   int64_t lag() const { return position >= 0 && high_watermark >= 0 ? std::max<int64_t>(0, high_watermark - position) : -1; }
 };
 
@@ -37,7 +38,11 @@ struct KafkaStats {
   std::vector<PartitionLag> partitions;
   uint64_t errors = 0;       // consumer errors (informational, non-fatal)
   uint64_t rebalances = 0;
+  uint64_t rewinds = 0;           // partitions rewound to now - rewind on assignment
   bool assigned = false;
+  bool warming = false;           // some partition is still re-reading (rules hold, readyz 503)
+  int64_t warmup_remaining = 0;   // records left to re-read over all partitions
+  bool broker_up = true;          // false after "all brokers down" until the broker answers again
 };
 
 class KafkaSource : public Source {
@@ -48,6 +53,10 @@ class KafkaSource : public Source {
   bool run(Engine& engine, const std::atomic<bool>& stop) override;
   std::string describe() const override;
   KafkaStats stats() const;
+  // On an assignment each partition that has a committed offset is read again from the first
+  // record at or after now - rewind_ms (Kafka timestamps), so its windows are whole before rules
+  // run; records before the committed offset count as warm-up. 0 turns rewinding off.
+  void set_rewind_ms(int64_t ms);
 
  private:
   struct Impl;

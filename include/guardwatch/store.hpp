@@ -78,6 +78,15 @@ struct Series {
   };
   std::vector<std::vector<Bucket>> tiers;  // [tier][slot]
   int64_t last_ts_ms = 0;
+  // Input partitions (Engine's ids) whose records are in this series: a revoked partition's
+  // series are dropped, so a replica never keeps what another replica now counts.
+  std::vector<uint32_t> sources;
+  void note_source(uint32_t id) {
+    if (!sources.empty() && sources.back() == id) return;
+    for (auto s : sources)
+      if (s == id) return;
+    sources.push_back(id);
+  }
 };
 
 class Store {
@@ -110,6 +119,8 @@ class Store {
   const std::vector<uint64_t>& folded() const { return folded_; }
   uint64_t folded_global() const { return folded_global_; }
   size_t memory_bytes() const;  // approximate, for benchmarks and docs
+  // Empties a series (its buckets, exemplars and sources); it stays registered under its labels.
+  void clear_series(Series& s) const;
   static constexpr const char* kOther = "__other__";
 
  private:

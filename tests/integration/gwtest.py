@@ -72,7 +72,7 @@ class Daemon:
     def _address(self):
         if self.proc.poll() is not None:
             raise AssertionError("daemon exited early:\n" + open(self.log_path).read())
-        m = re.search(r"listening on (http://[0-9.:]+)", open(self.log_path).read())
+        m = re.search(r"listening on (https?://[0-9.:]+)", open(self.log_path).read())
         return m.group(1) if m else None
 
     def metrics(self):
@@ -88,6 +88,17 @@ class Daemon:
                 raise AssertionError("daemon did not exit within %ss of SIGTERM" % timeout)
             return rc
         return self.proc.returncode
+
+    def kill(self):
+        """SIGKILL: no commit, no goodbye to the group (a crash)."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def ready(self):
+        try:
+            return http_get(self.url + "/readyz")[0] == 200
+        except Exception:
+            return False
 
     def output(self):
         return open(self.log_path).read()

@@ -7,7 +7,8 @@
    exact record counts and ratios per series, quantiles to the sketch's 1%.
 3. A real Prometheus scrapes the daemon; a PromQL query over its series returns the total.
 4. Stop the daemon (SIGTERM commits offsets), produce more records, start it again: it applies
-   exactly the new ones, none twice.
+   exactly the new ones, none twice, and re-reads the old ones (warm-up, counted apart) so its
+   windows hold both.
 """
 import json
 import os
@@ -99,7 +100,13 @@ try:
     time.sleep(3)  # anything re-delivered would show up by now
     total = sum(metric(d2.metrics(), "guardwatch_records_total"))
     assert applied2() == N2 and total == N2, f"after restart applied {applied2()}, read {total}, expected {N2}"
-    print(f"ok: after restart exactly the {N2} new records were applied")
+    # The restart rewound to now - 1h and re-read the first records to rebuild the windows:
+    # counted apart, and the windows hold both parts again.
+    wait_for(lambda: d2.ready(), 30, "the warm-up to finish")
+    warm = metric(d2.metrics(), "guardwatch_warmup_records_total", outcome="applied")[0]
+    windows = sum(metric(d2.metrics(), "guardwatch_window_records", window="1h"))
+    assert warm == N1 and windows == N1 + N2, f"re-read {warm} (want {N1}), windows {windows} (want {N1 + N2})"
+    print(f"ok: after restart exactly the {N2} new records were applied; {N1} re-read to rebuild the windows")
 finally:
     rc = d2.stop()
 assert rc == 0, f"daemon exit code {rc}\n{d2.output()}"

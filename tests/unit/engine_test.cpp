@@ -56,6 +56,51 @@ TEST_CASE("engine: a status string of digits that is no HTTP code (fuzzer regres
   CHECK(o.values[kError] == 0);
 }
 
+TEST_CASE("engine: a revoked partition's series are emptied; warm-up records are counted apart") {
+  Config cfg = gwtest::default_config();
+  Engine e(cfg);
+  int64_t t = 1'795'672'800;
+  auto at = [](int32_t p, int64_t off, bool warm = false) {
+    SourcePos pos;
+    pos.topic = "logs";
+    pos.partition = p;
+    pos.offset = off;
+    pos.warmup = warm;
+    return pos;
+  };
+  auto records = [&](const char* model) {
+    auto r = window_report(e, e.max_event_ms() + 1);
+    for (auto& s : r["series"])
+      if (s["labels"]["model"] == model) return s["windows"]["1h"]["records"].get<int>();
+    return 0;
+  };
+  // Keyed by series: model a on partition 0, model b on partition 1.
+  for (int i = 0; i < 5; ++i) CHECK(e.ingest(rec(t + i, "a", "x"), at(0, i)) == Outcome::kApplied);
+  for (int i = 0; i < 3; ++i) CHECK(e.ingest(rec(t + i, "b", "x"), at(1, i, true)) == Outcome::kApplied);
+  CHECK(e.outcome_count(Outcome::kApplied) == 5);
+  CHECK(e.outcome_count(Outcome::kApplied, true) == 3);
+  CHECK(e.ingest("garbage", at(1, 3, true)) == Outcome::kInvalidJson);
+  CHECK(e.outcome_count(Outcome::kInvalidJson) == 0);
+  CHECK(e.outcome_count(Outcome::kInvalidJson, true) == 1);
+  CHECK(records("a") == 5);
+  CHECK(records("b") == 3);
+
+  CHECK_FALSE(e.revoke_partitions({{"logs", 1}}));  // b lived only on partition 1
+  CHECK(records("a") == 5);
+  CHECK(records("b") == 0);
+  // Partition 1 comes back (re-read by its new owner): the series fills again.
+  for (int i = 0; i < 3; ++i) CHECK(e.ingest(rec(t + i, "b", "x"), at(1, i, true)) == Outcome::kApplied);
+  CHECK(records("b") == 3);
+
+  // Not keyed: model a now also arrives on partition 2. Revoking partition 2 cannot split a's
+  // windows, so every series is emptied and the caller re-reads what it keeps.
+  CHECK(e.ingest(rec(t + 6, "a", "x"), at(2, 0)) == Outcome::kApplied);
+  CHECK(records("a") == 6);
+  CHECK(e.revoke_partitions({{"logs", 2}}));
+  CHECK(records("a") == 0);
+  CHECK(records("b") == 0);
+}
+
 TEST_CASE("engine: future timestamps are rejected in live mode only") {
   Config cfg = gwtest::default_config();
   int64_t now = 1'795'672'800'000;
