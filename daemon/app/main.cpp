@@ -9,7 +9,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <set>
 #include <thread>
+
+#include <yaml-cpp/yaml.h>
 
 #include "guardwatch/config.hpp"
 #include "guardwatch/dashboard.hpp"
@@ -52,6 +56,9 @@ bool load(const Common& c, Config& out) {
     return false;
   }
   out = std::move(r.config);
+  static const std::map<std::string, log::Level> levels = {
+      {"debug", log::Level::kDebug}, {"info", log::Level::kInfo}, {"warn", log::Level::kWarn}, {"error", log::Level::kError}};
+  log::set_level(levels.at(out.log_level));
   if (!c.listen.empty()) out.listen = c.listen;
   for (auto& a : c.alertmanagers) out.alerting.alertmanagers.push_back(a);
   for (auto& p : c.rules) out.rule_paths.push_back(p);
@@ -354,17 +361,61 @@ int cmd_run(const Common& c) {
     });
   };
   arm();
+  // SIGHUP re-reads the config file too. What can change in a running process does (rule paths,
+  // kafka.rewind, log.level, shutdown_timeout); other changed sections are named in a warning
+  // and wait for a restart. A config with errors changes nothing. State is never dropped.
+  auto config_sections = [](const std::string& path) {
+    std::map<std::string, std::string> out;
+    try {
+      YAML::Node root = YAML::LoadFile(path);
+      if (root.IsMap())
+        for (auto it = root.begin(); it != root.end(); ++it) {
+          std::string k = it->first.Scalar();
+          if (k == "kafka" && it->second.IsMap()) {  // kafka.rewind applies live
+            YAML::Node copy = YAML::Clone(it->second);
+            copy.remove("rewind");
+            out[k] = YAML::Dump(copy);
+          } else {
+            out[k] = YAML::Dump(it->second);
+          }
+        }
+    } catch (const YAML::Exception&) {
+    }
+    return out;
+  };
+  auto running_sections = c.config.empty() ? std::map<std::string, std::string>{} : config_sections(c.config);
+  int64_t deadline_ms = c.shutdown_timeout_s >= 0 ? int64_t(c.shutdown_timeout_s * 1000) : cfg.shutdown_timeout_ms;
+  auto reload_config = [&] {
+    if (c.config.empty()) return;
+    Config next;
+    if (!load(c, next)) {
+      log::error("config reload failed ({}): keeping the running configuration", c.config);
+      return;
+    }
+    auto now = config_sections(c.config);
+    std::string restart;
+    static const std::set<std::string> live = {"rules", "log", "shutdown_timeout"};
+    for (auto& k : std::set<std::string>{"listen", "web", "input", "kafka", "windows", "series", "extract", "alerting"})
+      if (!live.count(k) && now[k] != running_sections[k]) restart += (restart.empty() ? "" : ", ") + k;
+    if (!restart.empty()) log::warn("config changed in {}: takes effect after a restart", restart);
+    cfg.rule_paths = next.rule_paths;
+    cfg.kafka_rewind_ms = next.kafka_rewind_ms;
+    cfg.log_level = next.log_level;
+    if (c.shutdown_timeout_s < 0) deadline_ms = next.shutdown_timeout_ms;
+    log::info("config reloaded ({})", c.config);
+  };
   boost::asio::signal_set hup(io, SIGHUP);
   std::function<void()> wait_hup = [&] {
     hup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
+      reload_config();
       reload("SIGHUP");
+      set_rewind();
       wait_hup();
     });
   };
   wait_hup();
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  const int64_t deadline_ms = c.shutdown_timeout_s >= 0 ? int64_t(c.shutdown_timeout_s * 1000) : cfg.shutdown_timeout_ms;
   std::chrono::steady_clock::time_point shutdown_started{};
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
@@ -415,8 +466,10 @@ int cmd_run(const Common& c) {
     int64_t spent = shutdown_started == std::chrono::steady_clock::time_point{}
                         ? 0
                         : std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - shutdown_started).count();
-    // Leave a little of the deadline for the exit itself.
-    size_t left = notifier->drain(std::max<int64_t>(0, deadline_ms - spent - 250));
+    // Leave part of the deadline for the exit itself: aborting a POST in flight takes up to a
+    // second (libcurl checks for the abort about once per second while a peer is silent).
+    int64_t margin = std::min<int64_t>(1250, deadline_ms / 2);
+    size_t left = notifier->drain(std::max<int64_t>(0, deadline_ms - spent - margin));
     if (left) log::warn("exiting with {} undelivered alert notification(s)", left);
   }
   return rc;

@@ -426,8 +426,10 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
 
   if (YAML::Node l = section("log"); gw::yaml::is_map(l)) {
     if (const YAML::Node& n = l["level"]; n.IsDefined())
-      if (auto v = rd.str(n, "log.level"); v && *v != "debug" && *v != "info" && *v != "warn" && *v != "error")
-        rd.error(n, "log.level", "expected one of debug, info, warn, error");
+      if (auto v = rd.str(n, "log.level")) {
+        if (*v != "debug" && *v != "info" && *v != "warn" && *v != "error") rd.error(n, "log.level", "expected one of debug, info, warn, error");
+        else c.log_level = *v;
+      }
     if (const YAML::Node& n = l["samples_per_second"]; n.IsDefined())
       if (auto v = rd.number<double>(n, "log.samples_per_second", 0, 1e6)) c.log_samples_per_second = *v;
   }

@@ -1,5 +1,6 @@
 #include "guardwatch/log.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -8,7 +9,7 @@
 
 namespace gw::log {
 namespace {
-Level g_level = Level::kInfo;
+std::atomic<Level> g_level{Level::kInfo};  // SIGHUP may change it while other threads log
 std::mutex g_mu;
 struct Bucket {
   double tokens;

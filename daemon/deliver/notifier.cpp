@@ -114,6 +114,12 @@ struct Notifier::Impl {
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "guardwatch");
+    // Shutdown aborts a POST in flight (a target that never answers must not hold the exit).
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &stopping);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, +[](void* p, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+      return static_cast<std::atomic<bool>*>(p)->load() ? 1 : 0;
+    });
     struct curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
     std::string auth;
     if (!cfg.bearer_token.empty()) {

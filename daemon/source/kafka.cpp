@@ -39,6 +39,7 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   std::vector<Warm> warm;
   std::atomic<int64_t> rewind_ms{0};
   bool rebuild = false;  // a revoke emptied every series: re-read the kept partitions too
+  bool closing = false;  // the revoke of close(): this process stops, its windows stay for the read-out
 
   static int64_t wall_now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -193,7 +194,7 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
       }
       publish_warm();
       // Empty what the revoked partitions brought, so the union over replicas stays exact.
-      if (engine && engine->revoke_partitions(gone) && cooperative && rewind_ms.load() > 0) rebuild = true;
+      if (engine && !closing && engine->revoke_partitions(gone) && cooperative && rewind_ms.load() > 0) rebuild = true;
       if (cooperative) {
         if (auto e = c->incremental_unassign(parts)) log::error("kafka: incremental_unassign: {}", e->str());
       } else {
@@ -368,6 +369,7 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
   im.store_pending();
   if (auto e = c->commitSync(); e != RdKafka::ERR_NO_ERROR && e != RdKafka::ERR__NO_OFFSET)
     log::warn("kafka: final commit: {}", RdKafka::err2str(e));
+  im.closing = true;
   c->close();
   im.consumer.reset();
   return true;

@@ -79,6 +79,7 @@ struct Config {
   AlertingConfig alerting;
 
   // logging
+  std::string log_level = "info";
   double log_samples_per_second = 1.0;
 };
 

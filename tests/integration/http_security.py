@@ -72,3 +72,65 @@ try:
 finally:
     rc = d.stop()
 assert rc == 0, d.output()
+
+# TLS: a throwaway CA signs the server's and a client's certificate (openssl from Debian).
+import ssl  # noqa: E402
+import subprocess  # noqa: E402
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=work)
+
+
+openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=gw-test-ca")
+for name in ("server", "client"):
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+    with open(os.path.join(work, f"{name}.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n" if name == "server" else "extendedKeyUsage=clientAuth\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", f"{name}.pem",
+            "-days", "2", "-extfile", f"{name}.ext")
+p = lambda f: os.path.join(work, f)  # noqa: E731
+
+
+def tls_get(url, client_cert=False):
+    ctx = ssl.create_default_context(cafile=p("ca.pem"))
+    if client_cert:
+        ctx.load_cert_chain(p("client.pem"), p("client.key"))
+    with urllib.request.urlopen(url, timeout=5, context=ctx) as r:
+        return r.status, r.read().decode()
+
+
+d = Daemon(binary, f"web: {{tls: {{cert_file: {p('server.pem')}, key_file: {p('server.key')}}}}}\n", ["--input", data])
+try:
+    assert d.url.startswith("https://"), d.url
+    code, body = wait_for(lambda: tls_get(d.url + "/metrics"), 30, "/metrics over HTTPS")
+    assert code == 200 and "guardwatch_records_total" in body
+    try:  # plain HTTP on the TLS port gets no HTTP answer
+        plain = urllib.request.urlopen(d.url.replace("https://", "http://") + "/metrics", timeout=5).status
+    except Exception:  # noqa: BLE001
+        plain = None
+    assert plain is None, "plain HTTP was served on the TLS port"
+    try:  # a client that does not trust the CA refuses the certificate
+        urllib.request.urlopen(d.url + "/metrics", timeout=5, context=ssl.create_default_context())
+        raise AssertionError("an untrusted certificate was accepted")
+    except urllib.error.URLError as e:
+        assert isinstance(e.reason, ssl.SSLCertVerificationError), e
+finally:
+    rc = d.stop()
+assert rc == 0, d.output()
+
+# Mutual TLS: without a client certificate the handshake fails; with one it is served.
+d = Daemon(binary, f"web: {{tls: {{cert_file: {p('server.pem')}, key_file: {p('server.key')}, client_ca_file: {p('ca.pem')}}}}}\n",
+           ["--input", data])
+try:
+    code, _ = wait_for(lambda: tls_get(d.url + "/healthz", client_cert=True), 30, "/healthz with a client certificate")
+    assert code == 200
+    try:
+        tls_get(d.url + "/healthz")
+        raise AssertionError("served a client without a certificate")
+    except (ssl.SSLError, urllib.error.URLError, ConnectionError):
+        pass
+    print("ok: HTTPS with the configured certificate, plain HTTP and untrusted clients refused, client certificates required when configured")
+finally:
+    rc = d.stop()
+assert rc == 0, d.output()

@@ -70,6 +70,22 @@ TEST_CASE("config: windows longer than the retained history are errors") {
   CHECK(r.errors[0].key == "windows.report");
 }
 
+TEST_CASE("config: kafka.rewind, shutdown_timeout and web.tls") {
+  auto r = config_from_yaml("kafka:\n  rewind: 2h\nshutdown_timeout: 3s\n", "a.yaml");
+  REQUIRE(r.ok());
+  CHECK(r.config.kafka_rewind_ms == 7'200'000);
+  CHECK(r.config.shutdown_timeout_ms == 3000);
+  CHECK(config_from_yaml("", "").config.kafka_rewind_ms == -1);  // auto
+  CHECK(config_from_yaml("kafka: {rewind: off}\n", "").config.kafka_rewind_ms == 0);
+  auto bad = config_from_yaml("kafka:\n  rewind: soon\nweb:\n  tls:\n    cert_file: /nonexistent/cert.pem\n", "b.yaml");
+  REQUIRE(bad.errors.size() >= 2);
+  CHECK(bad.errors[0].key == "web.tls.cert_file");
+  CHECK(bad.errors[0].line == 5);
+  bool rewind_err = false;
+  for (auto& e : bad.errors) rewind_err |= e.key == "kafka.rewind" && e.line == 2;
+  CHECK(rewind_err);
+}
+
 TEST_CASE("durations") {
   CHECK(parse_duration("90s") == 90'000);
   CHECK(parse_duration("1h30m") == 5'400'000);
