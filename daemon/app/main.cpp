@@ -28,6 +28,7 @@
 #include "guardwatch/log.hpp"
 #include "guardwatch/notify.hpp"
 #include "guardwatch/source.hpp"
+#include "guardwatch/systemd.hpp"
 
 namespace {
 
@@ -361,6 +362,40 @@ int cmd_run(const Common& c) {
     });
   };
   arm();
+  // systemd: READY=1 once the HTTP endpoints listen and the consumer loop runs (a file input is
+  // being read); WATCHDOG=1 from this event loop, and only while the consumer loop is alive.
+  bool ready_sent = false;
+  auto service_status = [&]() -> std::string {
+    std::string st = fmt::format("{} records applied", eng.outcome_count(Outcome::kApplied));
+    if (kafka) {
+      KafkaStats ks = kafka->stats();
+      if (!ks.broker_up) st += "; kafka broker unreachable";
+      if (ks.warming) st += fmt::format("; warming up, {} records to re-read", ks.warmup_remaining);
+    }
+    return st;
+  };
+  boost::asio::steady_timer sd_timer(io);
+  const int64_t wd_ms = systemd::watchdog_interval_ms();
+  std::function<void()> sd_arm = [&] {
+    sd_timer.expires_after(std::chrono::milliseconds(wd_ms ? std::clamp<int64_t>(wd_ms / 3, 50, 1000) : 200));
+    sd_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec || stop) return;
+      int64_t age = kafka ? kafka->loop_age_ms() : 0;
+      bool alive = age >= 0 && (wd_ms == 0 || age < wd_ms / 2 + 1000);
+      if (!ready_sent && age >= 0) {
+        systemd::ready(service_status());
+        ready_sent = true;
+        log::info("ready");
+      } else if (ready_sent && wd_ms) {
+        if (alive) systemd::watchdog();
+        else log::sampled("watchdog", 0.2, log::Level::kError, fmt::format("consumer loop stuck for {} ms: withholding the watchdog ping", age));
+      }
+      static int n = 0;
+      if (ready_sent && ++n % 10 == 0) systemd::status(service_status());
+      sd_arm();
+    });
+  };
+  sd_arm();
   // SIGHUP re-reads the config file too. What can change in a running process does (rule paths,
   // kafka.rewind, log.level, shutdown_timeout); other changed sections are named in a warning
   // and wait for a restart. A config with errors changes nothing. State is never dropped.
@@ -408,9 +443,11 @@ int cmd_run(const Common& c) {
   std::function<void()> wait_hup = [&] {
     hup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
+      systemd::reloading();
       reload_config();
       reload("SIGHUP");
       set_rewind();
+      systemd::ready("reloaded");
       wait_hup();
     });
   };
@@ -420,6 +457,7 @@ int cmd_run(const Common& c) {
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     log::info("received signal {}, shutting down (deadline {})", sig, format_duration(deadline_ms));
+    systemd::stopping();
     shutdown_started = std::chrono::steady_clock::now();
     // The whole shutdown (drain, commit, notifications) has one deadline: a broker or an
     // Alertmanager that does not answer must not keep the process (and a rollout) waiting.
@@ -431,6 +469,7 @@ int cmd_run(const Common& c) {
     stop = true;
     server->stop();
     timer.cancel();
+    sd_timer.cancel();
     io.stop();
   });
   int rc = 0;
@@ -441,6 +480,7 @@ int cmd_run(const Common& c) {
         while (!stop && eng.records_seen() < c.stop_after) std::this_thread::sleep_for(std::chrono::milliseconds(5));
         if (!stop) {
           log::info("read {} records (--stop-after): stopping", eng.records_seen());
+          systemd::stopping();
           stop = true;
           boost::asio::post(io, [&] {
             server->stop();

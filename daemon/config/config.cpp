@@ -569,6 +569,14 @@ std::string config_reference_markdown() {
 
 std::string data_dir() {
   if (const char* d = std::getenv("GUARDWATCH_DATA_DIR"); d && *d) return d;
+  // An installed binary finds its data next to it (PREFIX/bin -> PREFIX/share/guardwatch), so an
+  // install under another prefix or DESTDIR still works.
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto share = exe.parent_path().parent_path() / "share" / "guardwatch";
+    if (std::filesystem::exists(share / "rules" / "lexicon", ec)) return share.string();
+  }
 #ifdef GUARDWATCH_SOURCE_DIR
   if (std::filesystem::exists(std::string(GUARDWATCH_SOURCE_DIR) + "/rules/lexicon")) return GUARDWATCH_SOURCE_DIR;
 #endif

@@ -38,6 +38,10 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   };
   std::vector<Warm> warm;
   std::atomic<int64_t> rewind_ms{0};
+  std::atomic<int64_t> loop_steady_ms{-1};
+  static int64_t steady_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
   bool rebuild = false;  // a revoke emptied every series: re-read the kept partitions too
   bool closing = false;  // the revoke of close(): this process stops, its windows stay for the read-out
 
@@ -317,6 +321,10 @@ std::string KafkaSource::describe() const {
 }
 
 void KafkaSource::set_rewind_ms(int64_t ms) { impl_->rewind_ms.store(ms); }
+int64_t KafkaSource::loop_age_ms() const {
+  int64_t t = impl_->loop_steady_ms.load(std::memory_order_relaxed);
+  return t < 0 ? -1 : Impl::steady_ms() - t;
+}
 
 KafkaStats KafkaSource::stats() const {
   std::lock_guard g(impl_->mu);
@@ -357,6 +365,8 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
     }
     if (im.rebuild) im.rewind_assigned(c);
     auto now = clock::now();
+    im.loop_steady_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(),
+                            std::memory_order_relaxed);
     if (now - im.last_store > std::chrono::milliseconds(200)) {
       im.store_pending();
       im.last_store = now;

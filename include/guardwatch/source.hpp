@@ -57,6 +57,9 @@ class KafkaSource : public Source {
   // record at or after now - rewind_ms (Kafka timestamps), so its windows are whole before rules
   // run; records before the committed offset count as warm-up. 0 turns rewinding off.
   void set_rewind_ms(int64_t ms);
+  // Milliseconds since the consume loop last went round (it does at least every 100 ms while
+  // healthy); a large value means it is stuck. -1 before the loop started.
+  int64_t loop_age_ms() const;
 
  private:
   struct Impl;
