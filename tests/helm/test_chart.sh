@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The Helm chart, for the default values and for ci/all-on-values.yaml (every option on):
+#  - helm lint, helm template;
+#  - the rendered manifests validate (kubeconform -strict) against JSON schemas made offline
+#    from Kubernetes' OpenAPI documents and prometheus-operator's CRDs (tests/helm/make_schemas.py);
+#  - a manifest with a misspelt field is rejected (the validation bites);
+#  - the rendered guardwatch.yaml and rules pass `guardwatch check`;
+#  - the chart's copies of the rules, dashboard and health rules equal the repository's.
+# helm, kubeconform and the schema sources come from the Go module proxy, pinned, cached.
+set -euo pipefail
+binary=$1 src=$2
+HELM_VERSION=v3.22.0 KUBECONFORM_VERSION=v0.8.0 K8S_VERSION=v1.37.2 PROMOP_VERSION=v0.85.0
+KUBE_VERSION=${K8S_VERSION#v}
+cache=${GW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/guardwatch}
+bin=$cache/go-bin
+command -v go >/dev/null || { echo "FAIL: go not found: helm and kubeconform are built from the Go module proxy (Go >= 1.24)"; exit 1; }
+mkdir -p "$bin"
+if [ ! -x "$bin/helm-$HELM_VERSION" ]; then
+  echo "building helm $HELM_VERSION from the Go module proxy (once)"
+  GOBIN=$bin go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  mv "$bin/helm" "$bin/helm-$HELM_VERSION"
+fi
+if [ ! -x "$bin/kubeconform-$KUBECONFORM_VERSION" ]; then
+  GOBIN=$bin go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+  mv "$bin/kubeconform" "$bin/kubeconform-$KUBECONFORM_VERSION"
+fi
+helm=$bin/helm-$HELM_VERSION kubeconform=$bin/kubeconform-$KUBECONFORM_VERSION
+schemas=$cache/k8s-schemas-$K8S_VERSION-promop-$PROMOP_VERSION
+if [ ! -f "$schemas/.complete" ]; then
+  k8s=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  po=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMOP_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  python3 "$src/tests/helm/make_schemas.py" "$k8s" "$po" "$schemas" >/dev/null
+  touch "$schemas/.complete"
+fi
+chart=$src/helm/guardwatch
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+validate() { "$kubeconform" -strict -summary -schema-location "$schemas/{{ .ResourceKind }}{{ .KindSuffix }}.json" "$@"; }
+
+for f in "rules/guardrails.yaml:files/guardrails.yaml" "docs/grafana/guardwatch.json:files/guardwatch-dashboard.json" \
+         "docs/prometheus/guardwatch-health.rules.yaml:files/guardwatch-health.rules.yaml"; do
+  cmp -s "$src/${f%%:*}" "$chart/${f#*:}" || { echo "FAIL: helm/guardwatch/${f#*:} differs from ${f%%:*}: cp $src/${f%%:*} $chart/${f#*:}"; exit 1; }
+done
+echo "ok: the chart's copies of rules, dashboard and health rules are current"
+
+for values in "" "$chart/ci/all-on-values.yaml"; do
+  name=${values:+all-on}; name=${name:-default}
+  args=(--kube-version "$KUBE_VERSION"); [ -n "$values" ] && args+=(-f "$values")
+  "$helm" lint --strict "$chart" "${args[@]}" >"$work/lint.out" || { cat "$work/lint.out"; echo "FAIL: helm lint ($name)"; exit 1; }
+  "$helm" template gw "$chart" --namespace obs "${args[@]}" >"$work/$name.yaml"
+  validate "$work/$name.yaml" | tee "$work/kc.out"
+  grep -q "Invalid: 0, Errors: 0, Skipped: 0" "$work/kc.out" || { echo "FAIL: kubeconform ($name)"; exit 1; }
+  # The config and rules the pods would get pass guardwatch's own check.
+  mkdir -p "$work/$name/rules"
+  python3 - "$work/$name.yaml" "$work/$name" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+kinds = sorted(d["kind"] for d in docs)
+for d in docs:
+    if d["kind"] == "ConfigMap" and "guardwatch.yaml" in d["data"]:
+        cfg = d["data"]["guardwatch.yaml"].replace("/etc/guardwatch/rules", sys.argv[2] + "/rules")
+        open(sys.argv[2] + "/guardwatch.yaml", "w").write(cfg)
+    elif d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-rules"):
+        for k, v in d["data"].items():
+            open(sys.argv[2] + "/rules/" + k, "w").write(v)
+print("   rendered:", ", ".join(kinds))
+PY
+  KAFKA_USERNAME=u KAFKA_PASSWORD=p "$binary" check --config "$work/$name/guardwatch.yaml" 2>/dev/null | grep -v "^ok   kafka" >"$work/check.out" \
+    || { cat "$work/check.out"; echo "FAIL: rendered config does not pass guardwatch check ($name)"; exit 1; }
+  grep -q "^ok   rules" "$work/check.out" || { cat "$work/check.out"; echo "FAIL: rendered rules ($name)"; exit 1; }
+  echo "ok: $name values: helm lint, template, kubeconform -strict, guardwatch check of the rendered config"
+done
+grep -q "kind: ServiceMonitor" "$work/all-on.yaml" && grep -q "kind: PrometheusRule" "$work/all-on.yaml" \
+  && grep -q "kind: NetworkPolicy" "$work/all-on.yaml" || { echo "FAIL: all-on values did not render every optional object"; exit 1; }
+
+# The validation bites: a misspelt securityContext field must be rejected.
+"$helm" template gw "$chart" --kube-version "$KUBE_VERSION" --set-json 'securityContext={"readOnlyRootFileSystem":true}' >"$work/bad.yaml"
+if validate "$work/bad.yaml" >"$work/bad.out" 2>&1; then cat "$work/bad.out"; echo "FAIL: a misspelt field passed validation"; exit 1; fi
+grep -q "readOnlyRootFileSystem" "$work/bad.out" || { cat "$work/bad.out"; exit 1; }
+echo "ok: a misspelt field is rejected by the schemas"
