@@ -69,6 +69,7 @@ struct Target {
   std::deque<json> queue;
   std::atomic<uint64_t> sent{0}, failed{0}, dropped{0};
   std::atomic<bool> in_flight{false};
+  std::atomic<bool> exited{false};
   std::thread worker;
 };
 
@@ -247,7 +248,7 @@ std::vector<prometheus::MetricFamily> NotifierCollector::Collect() const {
 }
 
 Notifier::Notifier(const AlertingConfig& cfg, std::function<int64_t()> wall_ms, int64_t eval_interval_ms)
-    : impl_(std::make_unique<Impl>()) {
+    : impl_(std::make_shared<Impl>()) {
   static std::once_flag curl_once;
   std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   impl_->cfg = cfg;
@@ -267,15 +268,25 @@ Notifier::Notifier(const AlertingConfig& cfg, std::function<int64_t()> wall_ms, 
     t->name = redact(u);
     impl_->targets.push_back(std::move(t));
   }
-  for (auto& t : impl_->targets) t->worker = std::thread([this, tp = t.get()] { impl_->run(*tp); });
+  for (auto& t : impl_->targets)
+    t->worker = std::thread([impl = impl_, tp = t.get()] {
+      impl->run(*tp);
+      tp->exited = true;
+    });
   impl_->collector = std::make_unique<NotifierCollector>(*impl_);
 }
 
 Notifier::~Notifier() {
   impl_->stopping = true;
+  for (auto& t : impl_->targets) t->cv.notify_all();
+  // A POST in flight notices the abort at libcurl's next progress callback, which can be up to
+  // a second away while the peer is silent. Shutdown has a deadline: wait briefly, then leave a
+  // worker still in its POST to finish on its own (it holds the state it uses).
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
   for (auto& t : impl_->targets) {
-    t->cv.notify_all();
-    if (t->worker.joinable()) t->worker.join();
+    while (!t->exited && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (t->exited) t->worker.join();
+    else t->worker.detach();
   }
 }
 

@@ -32,7 +32,7 @@ class Notifier {
   struct Impl;
 
  private:
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;  // shared with the workers: one stuck in a POST may outlive ~Notifier
 };
 
 // Backoff before retry `attempt` (0-based): 500 ms doubling to at most `max_ms`.
