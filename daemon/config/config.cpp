@@ -38,6 +38,7 @@ const Option kOptions[] = {
     {"input.fields", "map field->JSON pointer", "{}", "Per-field overrides of the preset, e.g. `response: /output/text`. Fields: ts, request_id, model, model_version, endpoint, variant, latency_ms, ttft_ms, prompt_tokens, completion_tokens, finish_reason, status, response, judge_score, user_feedback, cost_usd."},
     {"input.dimensions", "map label->JSON pointer", "{}", "Extra series labels, e.g. `region: /meta/region`. Each is capped like the built-in labels."},
     {"input.max_record_bytes", "bytes", "1048576", "Larger records are counted as `oversized` and skipped."},
+    {"input.threads", "1|2", "2", "Threads that decode and extract records (file, stdin and Kafka batches of 64 or more); records are still applied in input order by one thread, so results are identical. 1 keeps everything on the reading thread."},
     {"kafka", "map", "", "Kafka source. Without `kafka.topics` guardwatch reads `--input` instead."},
     {"kafka.topics", "list of strings", "[]", "Topics to subscribe to (consumer group from `group.id`)."},
     {"kafka.rewind", "duration|auto|off", "auto", "On a partition assignment, re-read the partition from the first record at or after now minus this (Kafka timestamps) up to its committed offset, so windows and baselines are whole before rules evaluate (warm-up: rules hold, /readyz is 503, re-read records count in guardwatch_warmup_records_total). `auto`: the longest span a loaded rule looks back (window + offset), at least the longest report window."},
@@ -280,6 +281,8 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
           }
         }
     }
+    if (const YAML::Node& n = in["threads"]; n.IsDefined())
+      if (auto v = rd.number<uint32_t>(n, "input.threads", 1, 2)) c.input_threads = *v;
     if (const YAML::Node& n = in["max_record_bytes"]; n.IsDefined())
       if (auto v = rd.number<uint64_t>(n, "input.max_record_bytes", 64, 1e9)) c.max_record_bytes = *v;
   }

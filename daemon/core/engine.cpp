@@ -1,6 +1,8 @@
 #include "guardwatch/engine.hpp"
 
 #include <algorithm>
+#include <condition_variable>
+#include <thread>
 #include <cmath>
 #include <filesystem>
 #include <stdexcept>
@@ -24,6 +26,32 @@ std::string resolve(const std::string& configured, const char* fallback, const C
   return p;
 }
 }  // namespace
+
+// A record decoded on the helper thread, with what the ordered part needs copied out of the
+// decoder's buffers (slots are reused, so their strings and vectors keep their capacity).
+struct Engine::Prepared {
+  Outcome outcome = Outcome::kApplied;
+  int64_t ts_ms = 0;
+  SourcePos pos;
+  std::vector<std::string> labels;
+  std::string request_id;
+  Observation obs;
+};
+
+struct Engine::Helper {
+  std::unique_ptr<Matcher> matcher;
+  std::unique_ptr<Decoder> decoder;
+  std::unique_ptr<Extractor> extractor;
+  Record rec;
+  std::vector<Prepared> slots;
+  std::thread thread;
+  std::mutex mu;
+  std::condition_variable cv;
+  const std::vector<std::string_view>* bytes = nullptr;
+  const std::vector<SourcePos>* pos = nullptr;
+  size_t begin = 0, end = 0;
+  bool busy = false, quit = false;
+};
 
 std::unique_ptr<Matcher> build_matcher(const Config& cfg, std::vector<ConfigError>& errors, std::vector<LexiconSpec> extra) {
   std::vector<LexiconSpec> lex(2);
@@ -82,6 +110,7 @@ Engine::Engine(const Config& cfg, std::function<int64_t()> wall_clock_ms, const 
     for (auto& e : errs) msg += e.str() + "\n";
     throw std::runtime_error(msg);
   }
+  custom_extracts_ = cx;
   extractor_ = std::make_unique<Extractor>(cfg_, metrics_, *matcher_, std::move(cx));
   std::vector<std::string> labels = {"model", "model_version", "endpoint", "variant"};
   for (auto& d : fields_->dimension_names()) labels.push_back(d);
@@ -89,7 +118,16 @@ Engine::Engine(const Config& cfg, std::function<int64_t()> wall_clock_ms, const 
   labels_.resize(labels.size());
 }
 
-Engine::~Engine() = default;
+Engine::~Engine() {
+  if (helper_) {
+    {
+      std::lock_guard g(helper_->mu);
+      helper_->quit = true;
+    }
+    helper_->cv.notify_all();
+    helper_->thread.join();
+  }
+}
 
 uint64_t Engine::records_seen() const {
   uint64_t n = 0;
@@ -138,43 +176,46 @@ bool Engine::revoke_partitions(const std::vector<std::pair<std::string, int32_t>
   return mixed;
 }
 
-Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation* obs_out, Record** rec_out) {
-  Record& r = rec_;
-  r.pos = pos;
-  if (rec_out) *rec_out = &r;
+template <class F>
+Outcome Engine::reject(Outcome o, const SourcePos& pos, F&& detail) {
+  (pos.warmup ? warm_outcomes_ : outcomes_)[size_t(o)].fetch_add(1, std::memory_order_relaxed);
   // Counting is the whole cost of a rejected record; the log line is formatted only when the
   // per-reason rate limit lets it through.
-  auto& counts = pos.warmup ? warm_outcomes_ : outcomes_;
-  auto reject = [&](Outcome o, auto&& detail) {
-    counts[size_t(o)].fetch_add(1, std::memory_order_relaxed);
-    long suppressed = log::take(outcome_name(o), cfg_.log_samples_per_second);
-    if (suppressed < 0) return o;
-    std::string where = pos.topic.empty() ? (pos.line ? "line " + std::to_string(pos.line) : std::string("input"))
-                                          : std::string(pos.topic) + "/" + std::to_string(pos.partition) + "@" + std::to_string(pos.offset);
-    std::string msg = fmt::format("record skipped: outcome={} at={} detail={}", outcome_name(o), where, detail());
-    if (suppressed > 0) msg += fmt::format(" ({} similar records skipped without a log line)", suppressed);
-    log::write(log::Level::kWarn, msg);
-    return o;
-  };
-  DecodeResult dr = decoder_->decode(bytes, r);
-  if (dr.outcome != Outcome::kApplied) return reject(dr.outcome, [&] { return dr.detail; });
+  long suppressed = log::take(outcome_name(o), cfg_.log_samples_per_second);
+  if (suppressed < 0) return o;
+  std::string where = pos.topic.empty() ? (pos.line ? "line " + std::to_string(pos.line) : std::string("input"))
+                                        : std::string(pos.topic) + "/" + std::to_string(pos.partition) + "@" + std::to_string(pos.offset);
+  std::string msg = fmt::format("record skipped: outcome={} at={} detail={}", outcome_name(o), where, detail());
+  if (suppressed > 0) msg += fmt::format(" ({} similar records skipped without a log line)", suppressed);
+  log::write(log::Level::kWarn, msg);
+  return o;
+}
+
+// Decode, event time, value checks and extraction: everything but the store, so it can run on
+// any thread with its own decoder and extractor. Rejections are counted here.
+Outcome Engine::prepare(Decoder& decoder, Extractor& extractor, std::string_view bytes, const SourcePos& pos, Record& r,
+                        Observation& o) {
+  r.pos = pos;
+  DecodeResult dr = decoder.decode(bytes, r);
+  if (dr.outcome != Outcome::kApplied) return reject(dr.outcome, pos, [&] { return dr.detail; });
 
   // Event time.
   const FieldValue& ts = r[kTs];
-  if (!ts.present()) return reject(Outcome::kMissingTimestamp, [&] { return "no timestamp at " + fields_->pointer(kTs); });
+  if (!ts.present()) return reject(Outcome::kMissingTimestamp, pos, [&] { return "no timestamp at " + fields_->pointer(kTs); });
   int64_t ms;
   if (ts.type == FieldValue::kString) {
-    if (!parse_rfc3339(ts.str, ms)) return reject(Outcome::kBadTimestamp, [&] { return "not an RFC 3339 timestamp: " + std::string(ts.str.substr(0, 64)); });
+    if (!parse_rfc3339(ts.str, ms))
+      return reject(Outcome::kBadTimestamp, pos, [&] { return "not an RFC 3339 timestamp: " + std::string(ts.str.substr(0, 64)); });
   } else {
     double v = ts.num;
-    if (!std::isfinite(v)) return reject(Outcome::kBadTimestamp, [&] { return std::string("timestamp is not finite"); });
+    if (!std::isfinite(v)) return reject(Outcome::kBadTimestamp, pos, [&] { return std::string("timestamp is not finite"); });
     if (std::fabs(v) >= 1e14) v /= 1000.0;      // microseconds
     else if (std::fabs(v) < 1e11) v *= 1000.0;  // seconds
     ms = int64_t(std::llround(v));
   }
-  if (ms < kMinTs || ms > kMaxTs) return reject(Outcome::kBadTimestamp, [&] { return "timestamp out of range: " + std::to_string(ms); });
+  if (ms < kMinTs || ms > kMaxTs) return reject(Outcome::kBadTimestamp, pos, [&] { return "timestamp out of range: " + std::to_string(ms); });
   if (wall_clock_ms_ && ms > wall_clock_ms_() + cfg_.max_future_ms)
-    return reject(Outcome::kBadTimestamp, [&] { return "timestamp too far in the future: " + format_rfc3339(ms); });
+    return reject(Outcome::kBadTimestamp, pos, [&] { return "timestamp too far in the future: " + format_rfc3339(ms); });
   r.ts_ms = ms;
 
   // Value sanity: negative or absurd measurements are rejected as a whole.
@@ -183,16 +224,32 @@ Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation
     return v.type == FieldValue::kNumber && !(v.num >= lo && v.num <= hi);
   };
   if (bad_num(kLatencyMs, 0, 86'400'000) || bad_num(kTtftMs, 0, 86'400'000))
-    return reject(Outcome::kInvalidValue, [&] { return std::string("latency_ms/ttft_ms outside [0, 1 day]"); });
+    return reject(Outcome::kInvalidValue, pos, [&] { return std::string("latency_ms/ttft_ms outside [0, 1 day]"); });
   if (bad_num(kPromptTokens, 0, 1e9) || bad_num(kCompletionTokens, 0, 1e9))
-    return reject(Outcome::kInvalidValue, [&] { return std::string("token count outside [0, 1e9]"); });
-  if (bad_num(kCostUsd, 0, 1e6)) return reject(Outcome::kInvalidValue, [&] { return std::string("cost_usd outside [0, 1e6]"); });
+    return reject(Outcome::kInvalidValue, pos, [&] { return std::string("token count outside [0, 1e9]"); });
+  if (bad_num(kCostUsd, 0, 1e6)) return reject(Outcome::kInvalidValue, pos, [&] { return std::string("cost_usd outside [0, 1e6]"); });
   if (bad_num(kJudgeScore, -1e9, 1e9) || bad_num(kUserFeedback, -1e9, 1e9))
-    return reject(Outcome::kInvalidValue, [&] { return std::string("judge_score/user_feedback not a finite number"); });
+    return reject(Outcome::kInvalidValue, pos, [&] { return std::string("judge_score/user_feedback not a finite number"); });
 
-  Observation& o = obs_out ? *obs_out : obs_;
-  extractor_->extract(r, o);
+  extractor.extract(r, o);
+  return Outcome::kApplied;
+}
 
+void Engine::labels_from(const Record& r) {
+  static constexpr size_t kLabelFields[] = {kModel, kModelVersion, kEndpoint, kVariant};
+  for (size_t i = 0; i < 4; ++i) {
+    const FieldValue& v = r[kLabelFields[i]];
+    labels_[i] = v.present() ? v.str : std::string_view();
+  }
+  const auto& dims = fields_->dimension_ids();
+  for (size_t i = 0; i < dims.size(); ++i) {
+    const FieldValue& v = r[dims[i]];
+    labels_[4 + i] = v.present() ? v.str : std::string_view();
+  }
+}
+
+// The ordered part: lateness, series, store. `labels_` holds the record's label values.
+Outcome Engine::apply(int64_t ms, const SourcePos& pos, const Observation& o, const Record* rec) {
   {
     auto g = lock();
     PartitionClock* pc = nullptr;
@@ -207,30 +264,106 @@ Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation
     int64_t wm = pc->max_ms - cfg_.allowed_lateness_ms;
     if (ms < wm) {
       g.unlock();
-      return reject(Outcome::kLate, [&] { return "event time " + format_rfc3339(ms) + " is before the watermark " + format_rfc3339(wm); });
+      return reject(Outcome::kLate, pos, [&] { return "event time " + format_rfc3339(ms) + " is before the watermark " + format_rfc3339(wm); });
     }
     if (ms > pc->max_ms) {
       pc->max_ms = ms;
       watermark_.store(watermark_locked(), std::memory_order_relaxed);
     }
     if (ms > max_event_ms()) max_event_ms_.store(ms, std::memory_order_relaxed);
-    static constexpr size_t kLabelFields[] = {kModel, kModelVersion, kEndpoint, kVariant};
-    for (size_t i = 0; i < 4; ++i) {
-      const FieldValue& v = r[kLabelFields[i]];
-      labels_[i] = v.present() ? v.str : std::string_view();
-    }
-    const auto& dims = fields_->dimension_ids();
-    for (size_t i = 0; i < dims.size(); ++i) {
-      const FieldValue& v = r[dims[i]];
-      labels_[4 + i] = v.present() ? v.str : std::string_view();
-    }
     Series& s = store_->series_for(labels_);
     s.note_source(pc->id);
-    store_->add(s, ms, o, &r);
+    store_->add(s, ms, o, rec);
   }
-  counts[size_t(Outcome::kApplied)].fetch_add(1, std::memory_order_relaxed);
+  (pos.warmup ? warm_outcomes_ : outcomes_)[size_t(Outcome::kApplied)].fetch_add(1, std::memory_order_relaxed);
   if (on_applied_) on_applied_();
   return Outcome::kApplied;
+}
+
+Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation* obs_out, Record** rec_out) {
+  Record& r = rec_;
+  if (rec_out) *rec_out = &r;
+  Observation& o = obs_out ? *obs_out : obs_;
+  Outcome out = prepare(*decoder_, *extractor_, bytes, pos, r, o);
+  if (out != Outcome::kApplied) return out;
+  labels_from(r);
+  return apply(r.ts_ms, pos, o, &r);
+}
+
+void Engine::helper_run() {
+  Helper& h = *helper_;
+  for (;;) {
+    std::unique_lock g(h.mu);
+    h.cv.wait(g, [&] { return h.busy || h.quit; });
+    if (h.quit) return;
+    g.unlock();
+    const auto& dims = fields_->dimension_ids();
+    for (size_t i = h.begin; i < h.end; ++i) {
+      Prepared& p = h.slots[i - h.begin];
+      p.pos = (*h.pos)[i];
+      p.outcome = prepare(*h.decoder, *h.extractor, (*h.bytes)[i], p.pos, h.rec, p.obs);
+      if (p.outcome != Outcome::kApplied) continue;
+      p.ts_ms = h.rec.ts_ms;
+      static constexpr size_t kLabelFields[] = {kModel, kModelVersion, kEndpoint, kVariant};
+      p.labels.resize(4 + dims.size());
+      for (size_t k = 0; k < p.labels.size(); ++k) {
+        const FieldValue& v = h.rec[k < 4 ? kLabelFields[k] : dims[k - 4]];
+        p.labels[k].assign(v.present() ? v.str : std::string_view());
+      }
+      const FieldValue& id = h.rec[kRequestId];
+      p.request_id.assign(id.present() ? id.str : std::string_view());
+    }
+    g.lock();
+    h.busy = false;
+    h.cv.notify_all();
+  }
+}
+
+void Engine::ingest_batch(const std::vector<std::string_view>& bytes, const std::vector<SourcePos>& pos) {
+  const size_t n = bytes.size();
+  if (cfg_.input_threads < 2 || n < 64) {
+    for (size_t i = 0; i < n; ++i) ingest(bytes[i], pos[i]);
+    return;
+  }
+  if (!helper_) {
+    helper_ = std::make_unique<Helper>();
+    Helper& h = *helper_;
+    h.matcher = matcher_->fork();
+    h.decoder = std::make_unique<Decoder>(*fields_, cfg_.max_record_bytes);
+    h.extractor = std::make_unique<Extractor>(cfg_, metrics_, *h.matcher, custom_extracts_);
+    h.thread = std::thread([this] { helper_run(); });
+  }
+  Helper& h = *helper_;
+  // The helper prepares the second part while this thread prepares and applies the first, then
+  // this thread applies the helper's part: records are applied in input order. The split gives
+  // this thread less, as it also applies.
+  size_t split = n * 9 / 20;
+  if (h.slots.size() < n - split) h.slots.resize(n - split);
+  {
+    std::lock_guard g(h.mu);
+    h.bytes = &bytes;
+    h.pos = &pos;
+    h.begin = split;
+    h.end = n;
+    h.busy = true;
+  }
+  h.cv.notify_all();
+  for (size_t i = 0; i < split; ++i) ingest(bytes[i], pos[i]);
+  {
+    std::unique_lock g(h.mu);
+    h.cv.wait(g, [&] { return !h.busy; });
+  }
+  if (exemplar_rec_.fields.size() != rec_.fields.size()) exemplar_rec_.fields.assign(std::max(rec_.fields.size(), size_t(kRequestId) + 1), FieldValue{});
+  for (size_t i = split; i < n; ++i) {
+    Prepared& p = h.slots[i - split];
+    if (p.outcome != Outcome::kApplied) continue;
+    for (size_t k = 0; k < labels_.size(); ++k) labels_[k] = p.labels[k];
+    FieldValue& id = exemplar_rec_.fields[kRequestId];
+    id.type = p.request_id.empty() ? FieldValue::kAbsent : FieldValue::kString;
+    id.str = p.request_id;
+    exemplar_rec_.pos = p.pos;
+    apply(p.ts_ms, p.pos, p.obs, &exemplar_rec_);
+  }
 }
 
 }  // namespace gw

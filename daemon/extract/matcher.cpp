@@ -15,12 +15,19 @@ namespace gw {
 
 struct Matcher::Impl {
   // One database per distinct scan limit: a lexicon limited to the first N characters (refusals)
-  // is scanned over those only, the rest over the whole text. Each is compiled once, at start.
+  // is scanned over those only, the rest over the whole text. Each is compiled once, at start,
+  // and shared read-only by forks (one per thread); scratch space and hits are per fork.
   struct Db {
     uint32_t limit = 0;
     hs_database_t* db = nullptr;
   };
-  std::vector<Db> dbs;
+  struct Dbs {
+    std::vector<Db> list;
+    ~Dbs() {
+      for (auto& d : list) hs_free_database(d.db);
+    }
+  };
+  std::shared_ptr<Dbs> dbs = std::make_shared<Dbs>();
   hs_scratch_t* scratch = nullptr;
   struct GroupOpts {
     uint32_t limit = 0;
@@ -34,7 +41,6 @@ struct Matcher::Impl {
   std::vector<Hit> hits;
   ~Impl() {
     if (scratch) hs_free_scratch(scratch);
-    for (auto& d : dbs) hs_free_database(d.db);
   }
 };
 
@@ -121,17 +127,29 @@ Matcher::Matcher(std::vector<LexiconSpec> lexicons) : impl_(std::make_unique<Imp
       where.message = "pattern \"" + p.name + "\": " + msg;
       throw MatcherError(where);
     }
-    impl_->dbs.push_back({limit, db});
+    impl_->dbs->list.push_back({limit, db});
     if (hs_alloc_scratch(db, &impl_->scratch) != HS_SUCCESS) throw std::runtime_error("hs_alloc_scratch failed");
   }
 }
 
 Matcher::~Matcher() = default;
 
+Matcher::Matcher() : impl_(std::make_unique<Impl>()) {}
+
+std::unique_ptr<Matcher> Matcher::fork() const {
+  std::unique_ptr<Matcher> m(new Matcher());
+  m->patterns_ = patterns_;
+  m->impl_->dbs = impl_->dbs;
+  m->impl_->pattern_opts = impl_->pattern_opts;
+  if (impl_->scratch && hs_clone_scratch(impl_->scratch, &m->impl_->scratch) != HS_SUCCESS)
+    throw std::runtime_error("hs_clone_scratch failed");
+  return m;
+}
+
 void Matcher::scan(std::string_view text, std::vector<uint32_t>& out) {
   if (text.empty()) return;
   impl_->hits.clear();
-  for (auto& d : impl_->dbs) {
+  for (auto& d : impl_->dbs->list) {
     size_t len = text.size();
     if (d.limit && len > d.limit) {
       len = d.limit;  // a byte limit, widened to the end of a UTF-8 character

@@ -29,6 +29,8 @@ class JsonlSource : public Source {
     int64_t line_no = 0;
     bool skipping = false;  // inside an over-long line
     bool eof = false;
+    std::vector<std::string_view> lines;
+    std::vector<SourcePos> positions;
     while (!eof && !stop.load(std::memory_order_relaxed)) {
       ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
       if (n < 0) {
@@ -38,16 +40,18 @@ class JsonlSource : public Source {
       }
       if (n == 0) eof = true;
       have += size_t(n);
+      // Every whole line in the buffer is one batch (decoded on two threads, applied in order).
       size_t start = 0;
+      lines.clear();
+      positions.clear();
       while (start < have) {
         const char* nl = static_cast<const char*>(std::memchr(buf.data() + start, '\n', have - start));
         if (!nl) break;
         size_t end = size_t(nl - buf.data());
         ++line_no;
         if (!skipping) {
-          SourcePos pos;
-          pos.line = line_no;
-          engine.ingest(std::string_view(buf.data() + start, end - start), pos);
+          lines.emplace_back(buf.data() + start, end - start);
+          positions.emplace_back().line = line_no;
         }
         skipping = false;
         start = end + 1;
@@ -55,12 +59,12 @@ class JsonlSource : public Source {
       if (eof && start < have) {  // last line without a newline
         ++line_no;
         if (!skipping) {
-          SourcePos pos;
-          pos.line = line_no;
-          engine.ingest(std::string_view(buf.data() + start, have - start), pos);
+          lines.emplace_back(buf.data() + start, have - start);
+          positions.emplace_back().line = line_no;
         }
         start = have;
       }
+      engine.ingest_batch(lines, positions);
       std::memmove(buf.data(), buf.data() + start, have - start);
       have -= start;
       if (have >= max_line && !skipping) {

@@ -6,6 +6,7 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <chrono>
+#include <functional>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -43,7 +44,8 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
   }
   bool rebuild = false;  // a revoke emptied every series: re-read the kept partitions too
-  bool closing = false;  // the revoke of close(): this process stops, its windows stay for the read-out
+  bool closing = false;
+  std::function<void()> flush;  // applies the messages consumed but not yet applied  // the revoke of close(): this process stops, its windows stay for the read-out
 
   static int64_t wall_now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -169,6 +171,7 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
 
   void rebalance_cb(RdKafka::KafkaConsumer* c, RdKafka::ErrorCode err, std::vector<RdKafka::TopicPartition*>& parts) override {
     bool cooperative = c->rebalance_protocol() == "COOPERATIVE";
+    if (flush) flush();
     {
       std::lock_guard g(mu);
       ++st.rebalances;
@@ -337,26 +340,49 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
   auto* c = im.consumer.get();
   using clock = std::chrono::steady_clock;
   im.last_store = im.last_lag = clock::now();
+  // Messages are taken in batches of what librdkafka has queued (up to kBatch) and handed to
+  // the engine together: it decodes and extracts them on two threads and applies them in order.
+  // A rebalance applies the batch first, so nothing consumed before it is applied after it.
+  constexpr size_t kBatch = 1024;
+  std::vector<std::unique_ptr<RdKafka::Message>> msgs;
+  std::vector<std::string> topics;
+  std::vector<std::string_view> views;
+  std::vector<SourcePos> positions;
+  msgs.reserve(kBatch);
+  topics.reserve(kBatch);  // never reallocated: positions point into it
+  im.flush = [&] {
+    if (msgs.empty()) return;
+    engine.ingest_batch(views, positions);
+    // A re-read record's offset is committed already: storing it would move the commit back.
+    for (size_t i = 0; i < msgs.size(); ++i)
+      if (!positions[i].warmup) im.applied(topics[i], positions[i].partition, positions[i].offset);
+    msgs.clear();
+    topics.clear();
+    views.clear();
+    positions.clear();
+  };
   while (!stop.load(std::memory_order_relaxed)) {
-    std::unique_ptr<RdKafka::Message> msg(c->consume(100));
+    std::unique_ptr<RdKafka::Message> msg(c->consume(msgs.empty() ? 100 : 0));
     switch (msg->err()) {
       case RdKafka::ERR_NO_ERROR: {
-        SourcePos pos;
-        const std::string& topic = msg->topic_name();
-        pos.topic = topic;
+        topics.push_back(msg->topic_name());
+        SourcePos& pos = positions.emplace_back();
+        pos.topic = topics.back();
         pos.partition = msg->partition();
         pos.offset = msg->offset();
-        pos.warmup = !im.warm.empty() && im.warmup_record(topic, pos.partition, pos.offset);
-        engine.ingest(std::string_view(static_cast<const char*>(msg->payload()), msg->len()), pos);
-        // A re-read record's offset is committed already: storing it would move the commit back.
-        if (!pos.warmup) im.applied(topic, msg->partition(), msg->offset());
+        pos.warmup = !im.warm.empty() && im.warmup_record(topics.back(), pos.partition, pos.offset);
+        views.emplace_back(static_cast<const char*>(msg->payload()), msg->len());
+        msgs.push_back(std::move(msg));
         if (!im.st.broker_up) im.mark_up();
+        if (msgs.size() >= kBatch) im.flush();
         break;
       }
       case RdKafka::ERR__TIMED_OUT:
       case RdKafka::ERR__PARTITION_EOF:
+        im.flush();
         break;
       default: {
+        im.flush();
         std::lock_guard g(im.mu);
         ++im.st.errors;
         log::sampled("kafka_consume", 1, log::Level::kWarn, "kafka: consume: " + msg->errstr());
@@ -376,6 +402,8 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
       im.last_lag = now;
     }
   }
+  im.flush();
+  im.flush = nullptr;
   im.store_pending();
   if (auto e = c->commitSync(); e != RdKafka::ERR_NO_ERROR && e != RdKafka::ERR__NO_OFFSET)
     log::warn("kafka: final commit: {}", RdKafka::err2str(e));

@@ -48,6 +48,7 @@ struct Config {
   std::map<std::string, std::string> field_overrides;  // field name -> JSON pointer
   std::vector<std::pair<std::string, std::string>> dimensions;  // label name -> JSON pointer
   uint64_t max_record_bytes = 1 << 20;
+  uint32_t input_threads = 2;  // decode+extract threads for file input (1: the reading thread only)
 
   // kafka
   std::vector<std::string> kafka_topics;

@@ -31,6 +31,11 @@ class Engine {
   Outcome ingest(std::string_view bytes, const SourcePos& pos, Observation* obs_out = nullptr,
                  Record** rec_out = nullptr);
 
+  // The same as ingest() on each record, in order, but decoding and extracting on two threads
+  // (input.threads): one helper thread prepares the second part of the batch while the calling
+  // thread prepares and applies the first. `bytes` must stay valid until it returns.
+  void ingest_batch(const std::vector<std::string_view>& bytes, const std::vector<SourcePos>& pos);
+
   std::unique_lock<std::mutex> lock() const { return std::unique_lock(mu_); }
   const Store& store() const { return *store_; }
   const MetricRegistry& metrics() const { return metrics_; }
@@ -81,6 +86,17 @@ class Engine {
   uint32_t next_partition_id_ = 0;
   std::vector<PartitionClock> partitions_;  // guarded by mu_
   int64_t watermark_locked() const;
+  template <class F>
+  Outcome reject(Outcome o, const SourcePos& pos, F&& detail);
+  Outcome prepare(Decoder& decoder, Extractor& extractor, std::string_view bytes, const SourcePos& pos, Record& r, Observation& o);
+  void labels_from(const Record& r);
+  Outcome apply(int64_t ms, const SourcePos& pos, const Observation& o, const Record* rec);
+  struct Prepared;
+  struct Helper;
+  void helper_run();
+  std::unique_ptr<Helper> helper_;
+  std::vector<CustomExtract> custom_extracts_;
+  Record exemplar_rec_;
   std::atomic<int64_t> watermark_{std::numeric_limits<int64_t>::min() / 2};
   std::function<void()> on_applied_;
 };

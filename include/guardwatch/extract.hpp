@@ -57,10 +57,13 @@ class Matcher {
   size_t size() const { return patterns_.size(); }
   // Validates one regex as the matcher would compile it; "" when fine.
   static std::string check_regex(const std::string& regex);
+  // A matcher for another thread: shares the compiled databases, has its own scratch space.
+  std::unique_ptr<Matcher> fork() const;
 
   struct Impl;
 
  private:
+  Matcher();
   std::unique_ptr<Impl> impl_;
   std::vector<Pattern> patterns_;
 };

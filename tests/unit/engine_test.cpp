@@ -4,6 +4,7 @@
 
 #include "guardwatch/engine.hpp"
 #include "guardwatch/export.hpp"
+#include "guardwatch/generate.hpp"
 #include "helpers.hpp"
 
 using namespace gw;
@@ -99,6 +100,42 @@ TEST_CASE("engine: a revoked partition's series are emptied; warm-up records are
   CHECK(e.revoke_partitions({{"logs", 2}}));
   CHECK(records("a") == 0);
   CHECK(records("b") == 0);
+}
+
+TEST_CASE("engine: ingest_batch on two threads gives exactly what ingest gives, in the same order") {
+  Config one = gwtest::default_config(), two = gwtest::default_config();
+  one.input_threads = 1;
+  two.input_threads = 2;
+  Engine seq(one), par(two);
+  std::vector<int64_t> order_seq, order_par;
+  seq.on_applied([&] { order_seq.push_back(seq.max_event_ms()); });
+  par.on_applied([&] { order_par.push_back(par.max_event_ms()); });
+  Scenario sc = default_scenario();
+  sc.duration_ms = 20 * 60 * 1000;
+  Generator g(sc);
+  GeneratedRecord gr;
+  std::vector<std::string> lines;
+  while (g.next(gr)) lines.push_back(gr.json);
+  // Bad records of every stage mixed in: decoder, timestamp, value and lateness rejections.
+  for (size_t i = 0; i < lines.size(); i += 97) lines[i] = i % 2 ? "not json" : R"({"ts":"yesterday","model":"m"})";
+  for (size_t i = 50; i < lines.size(); i += 131) lines[i] = rec(1'700'000'000, "late", "x");
+  std::vector<std::string_view> views(lines.begin(), lines.end());
+  std::vector<SourcePos> pos(lines.size());
+  for (size_t i = 0; i < pos.size(); ++i) pos[i].line = int64_t(i + 1);
+  for (size_t b = 0; b < views.size(); b += 3000) {
+    size_t e = std::min(views.size(), b + 3000);
+    std::vector<std::string_view> bv(views.begin() + long(b), views.begin() + long(e));
+    std::vector<SourcePos> bp(pos.begin() + long(b), pos.begin() + long(e));
+    for (size_t i = 0; i < bv.size(); ++i) seq.ingest(bv[i], bp[i]);
+    par.ingest_batch(bv, bp);
+  }
+  REQUIRE(lines.size() > 10000);
+  for (size_t o = 0; o < size_t(Outcome::kCount); ++o) CHECK(seq.outcome_count(Outcome(o)) == par.outcome_count(Outcome(o)));
+  CHECK(par.outcome_count(Outcome::kInvalidJson) > 0);
+  CHECK(par.outcome_count(Outcome::kLate) > 0);
+  CHECK(order_seq == order_par);
+  int64_t end = seq.max_event_ms() + 1;
+  CHECK(window_report(seq, end).dump() == window_report(par, end).dump());
 }
 
 TEST_CASE("engine: future timestamps are rejected in live mode only") {
