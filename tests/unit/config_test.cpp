@@ -18,7 +18,7 @@ TEST_CASE("config: defaults without a file") {
   CHECK(r.config.tiers.back().retention_ms() >= 26 * 3'600'000LL);
 }
 
-TEST_CASE("config: errors name file, line, column and key; all are collected") {
+TEST_CASE("config: errors name file, line, column and key, and all are collected") {
   auto r = config_from_yaml(
       "listen: 127.0.0.1:1\n"
       "input:\n"

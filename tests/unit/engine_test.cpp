@@ -57,7 +57,7 @@ TEST_CASE("engine: a status string of digits that is no HTTP code (fuzzer regres
   CHECK(o.values[kError] == 0);
 }
 
-TEST_CASE("engine: a revoked partition's series are emptied; warm-up records are counted apart") {
+TEST_CASE("engine: a revoked partition's series are emptied, warm-up records are counted apart") {
   Config cfg = gwtest::default_config();
   Engine e(cfg);
   int64_t t = 1'795'672'800;

@@ -59,7 +59,7 @@ bool wait_until(const std::function<bool()>& pred, int seconds) {
 }  // namespace
 
 TEST_SUITE("fault") {
-TEST_CASE("kafka faults: fetch and commit errors, broker down and up; every record applied once") {
+TEST_CASE("kafka faults: fetch and commit errors, broker down and up, every record applied once") {
   Mock m;
   const std::string topic = "faults";
   rd_kafka_mock_topic_create(m.mc, topic.c_str(), 4, 1);

@@ -52,7 +52,7 @@ TEST_CASE("notify: Alertmanager payload carries labels, annotations, evidence an
   CHECK(Notifier::alert_payload(a, false, 0, "")["annotations"]["p_value"] == "rule wins");
 }
 
-TEST_CASE("notify: firing alerts are re-sent every resend_interval; resolved ones once; a full queue drops the oldest") {
+TEST_CASE("notify: firing alerts are re-sent every resend_interval, resolved ones once, a full queue drops the oldest") {
   AlertingConfig cfg;
   cfg.alertmanagers = {"http://127.0.0.1:9"};  // discard port: every POST fails, so the queue shows what was sent
   cfg.resend_interval_ms = 60'000;
