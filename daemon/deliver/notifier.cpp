@@ -69,7 +69,6 @@ struct Target {
   std::deque<json> queue;
   std::atomic<uint64_t> sent{0}, failed{0}, dropped{0};
   std::atomic<bool> in_flight{false};
-  std::atomic<bool> exited{false};
   std::thread worker;
 };
 
@@ -115,12 +114,6 @@ struct Notifier::Impl {
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "guardwatch");
-    // Shutdown aborts a POST in flight (a target that never answers must not hold the exit).
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &stopping);
-    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, +[](void* p, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
-      return static_cast<std::atomic<bool>*>(p)->load() ? 1 : 0;
-    });
     struct curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
     std::string auth;
     if (!cfg.bearer_token.empty()) {
@@ -139,7 +132,30 @@ struct Notifier::Impl {
       curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
       curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    CURLcode rc = curl_easy_perform(curl);
+    // The multi interface, polled in 100 ms steps, so shutdown can abort a POST in flight at
+    // once: a target that never answers must not hold the exit past its deadline.
+    CURLcode rc = CURLE_OK;
+    CURLM* multi = curl_multi_init();
+    curl_multi_add_handle(multi, curl);
+    for (int running = 1;;) {
+      if (curl_multi_perform(multi, &running) != CURLM_OK) {
+        rc = CURLE_FAILED_INIT;
+        break;
+      }
+      if (!running) {
+        int left = 0;
+        while (CURLMsg* m = curl_multi_info_read(multi, &left))
+          if (m->msg == CURLMSG_DONE) rc = m->data.result;
+        break;
+      }
+      if (stopping) {
+        rc = CURLE_ABORTED_BY_CALLBACK;
+        break;
+      }
+      curl_multi_poll(multi, nullptr, 0, 100, nullptr);
+    }
+    curl_multi_remove_handle(multi, curl);
+    curl_multi_cleanup(multi);
     long status = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(headers);
@@ -179,9 +195,9 @@ struct Notifier::Impl {
       } else {
         t.failed += batch.size();
         int64_t wait = backoff_ms(attempt++, cfg.max_backoff_ms);
+        std::unique_lock g(t.mu);
         log::sampled("notify:" + t.name, 0.2, log::Level::kWarn,
                      fmt::format("notification to {} failed ({}), retrying in {} ms; {} queued", t.name, error, wait, t.queue.size()));
-        std::unique_lock g(t.mu);
         t.in_flight = false;
         t.cv.notify_all();
         if (t.cv.wait_for(g, std::chrono::milliseconds(wait), [&] { return stopping.load(); })) {
@@ -248,7 +264,7 @@ std::vector<prometheus::MetricFamily> NotifierCollector::Collect() const {
 }
 
 Notifier::Notifier(const AlertingConfig& cfg, std::function<int64_t()> wall_ms, int64_t eval_interval_ms)
-    : impl_(std::make_shared<Impl>()) {
+    : impl_(std::make_unique<Impl>()) {
   static std::once_flag curl_once;
   std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   impl_->cfg = cfg;
@@ -269,24 +285,16 @@ Notifier::Notifier(const AlertingConfig& cfg, std::function<int64_t()> wall_ms, 
     impl_->targets.push_back(std::move(t));
   }
   for (auto& t : impl_->targets)
-    t->worker = std::thread([impl = impl_, tp = t.get()] {
-      impl->run(*tp);
-      tp->exited = true;
-    });
+    t->worker = std::thread([impl = impl_.get(), tp = t.get()] { impl->run(*tp); });
   impl_->collector = std::make_unique<NotifierCollector>(*impl_);
 }
 
 Notifier::~Notifier() {
+  // A POST in flight sees `stopping` within 100 ms (see post()), so the joins are quick.
   impl_->stopping = true;
-  for (auto& t : impl_->targets) t->cv.notify_all();
-  // A POST in flight notices the abort at libcurl's next progress callback, which can be up to
-  // a second away while the peer is silent. Shutdown has a deadline: wait briefly, then leave a
-  // worker still in its POST to finish on its own (it holds the state it uses).
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
   for (auto& t : impl_->targets) {
-    while (!t->exited && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    if (t->exited) t->worker.join();
-    else t->worker.detach();
+    t->cv.notify_all();
+    if (t->worker.joinable()) t->worker.join();
   }
 }
 

@@ -32,7 +32,7 @@ class Notifier {
   struct Impl;
 
  private:
-  std::shared_ptr<Impl> impl_;  // shared with the workers: one stuck in a POST may outlive ~Notifier
+  std::unique_ptr<Impl> impl_;
 };
 
 // Backoff before retry `attempt` (0-based): 500 ms doubling to at most `max_ms`.
