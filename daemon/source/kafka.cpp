@@ -3,7 +3,6 @@
 // and committed by librdkafka's auto-commit and once more, synchronously, on revoke and close.
 // On an assignment a partition is rewound to `now - rewind` and its records up to the committed
 // offset are re-read as warm-up (DESIGN §8): windows are whole again before rules evaluate.
-#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
 #include <chrono>
@@ -53,7 +52,7 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   }
 
   // Is this record a re-read? Ends the partition's warm-up when it reaches the end offset.
-  bool warmup_record(std::string_view topic, int32_t partition, int64_t offset) {
+  bool warmup_record(const std::string& topic, int32_t partition, int64_t offset) {
     for (size_t i = 0; i < warm.size(); ++i) {
       Warm& w = warm[i];
       if (w.partition != partition || w.topic != topic) continue;
@@ -146,14 +145,14 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
     publish_warm();
   }
 
-  void applied(std::string_view topic, int32_t partition, int64_t offset) {
+  void applied(const std::string& topic, int32_t partition, int64_t offset) {
     dirty = true;
     for (auto& p : pending)
       if (p.partition == partition && p.topic == topic) {
         p.next = offset + 1;
         return;
       }
-    pending.push_back({std::string(topic), partition, offset + 1});
+    pending.push_back({topic, partition, offset + 1});
   }
   std::chrono::steady_clock::time_point last_store, last_lag;
 
@@ -341,54 +340,55 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
   auto* c = im.consumer.get();
   using clock = std::chrono::steady_clock;
   im.last_store = im.last_lag = clock::now();
-  // Messages are taken in batches of what librdkafka has queued (up to kBatch, through the C
-  // API's rd_kafka_consume_batch_queue on the consumer queue: one call instead of one per
-  // message, which also serves the rebalance and event callbacks) and handed to the engine
-  // together: it decodes and extracts them on two threads and applies them in order. A
-  // rebalance applies the pending batch first, so nothing consumed before it is applied after.
+  // Messages are taken in batches of what librdkafka has queued (up to kBatch) and handed to
+  // the engine together: it decodes and extracts them on two threads and applies them in order.
+  // A rebalance applies the batch first, so nothing consumed before it is applied after it.
   constexpr size_t kBatch = 1024;
-  rd_kafka_queue_t* queue = rd_kafka_queue_get_consumer(c->c_ptr());
-  std::vector<rd_kafka_message_t*> got(kBatch);
-  std::vector<rd_kafka_message_t*> msgs;
+  std::vector<std::unique_ptr<RdKafka::Message>> msgs;
+  std::vector<std::string> topics;
   std::vector<std::string_view> views;
   std::vector<SourcePos> positions;
   msgs.reserve(kBatch);
+  topics.reserve(kBatch);  // never reallocated: positions point into it
   im.flush = [&] {
     if (msgs.empty()) return;
     engine.ingest_batch(views, positions);
     // A re-read record's offset is committed already: storing it would move the commit back.
     for (size_t i = 0; i < msgs.size(); ++i)
-      if (!positions[i].warmup) im.applied(positions[i].topic, positions[i].partition, positions[i].offset);
-    for (auto* m : msgs) rd_kafka_message_destroy(m);
+      if (!positions[i].warmup) im.applied(topics[i], positions[i].partition, positions[i].offset);
     msgs.clear();
+    topics.clear();
     views.clear();
     positions.clear();
   };
   while (!stop.load(std::memory_order_relaxed)) {
-    ssize_t n = rd_kafka_consume_batch_queue(queue, 100, got.data(), kBatch);
-    for (ssize_t i = 0; i < n; ++i) {
-      rd_kafka_message_t* m = got[size_t(i)];
-      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    std::unique_ptr<RdKafka::Message> msg(c->consume(msgs.empty() ? 100 : 0));
+    switch (msg->err()) {
+      case RdKafka::ERR_NO_ERROR: {
+        topics.push_back(msg->topic_name());
         SourcePos& pos = positions.emplace_back();
-        pos.topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
-        pos.partition = m->partition;
-        pos.offset = m->offset;
-        pos.warmup = !im.warm.empty() && im.warmup_record(pos.topic, pos.partition, pos.offset);
-        views.emplace_back(static_cast<const char*>(m->payload), m->len);
-        msgs.push_back(m);
-        continue;
+        pos.topic = topics.back();
+        pos.partition = msg->partition();
+        pos.offset = msg->offset();
+        pos.warmup = !im.warm.empty() && im.warmup_record(topics.back(), pos.partition, pos.offset);
+        views.emplace_back(static_cast<const char*>(msg->payload()), msg->len());
+        msgs.push_back(std::move(msg));
+        if (!im.st.broker_up) im.mark_up();
+        if (msgs.size() >= kBatch) im.flush();
+        break;
       }
-      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && m->err != RD_KAFKA_RESP_ERR__TIMED_OUT) {
+      case RdKafka::ERR__TIMED_OUT:
+      case RdKafka::ERR__PARTITION_EOF:
+        im.flush();
+        break;
+      default: {
+        im.flush();
         std::lock_guard g(im.mu);
         ++im.st.errors;
-        log::sampled("kafka_consume", 1, log::Level::kWarn,
-                     fmt::format("kafka: consume: {}", m->payload ? std::string(static_cast<const char*>(m->payload), m->len)
-                                                                   : std::string(rd_kafka_err2str(m->err))));
+        log::sampled("kafka_consume", 1, log::Level::kWarn, "kafka: consume: " + msg->errstr());
+        break;
       }
-      rd_kafka_message_destroy(m);
     }
-    if (!msgs.empty() && !im.st.broker_up) im.mark_up();
-    im.flush();
     if (im.rebuild) im.rewind_assigned(c);
     auto now = clock::now();
     im.loop_steady_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(),
@@ -404,7 +404,6 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
   }
   im.flush();
   im.flush = nullptr;
-  rd_kafka_queue_destroy(queue);
   im.store_pending();
   if (auto e = c->commitSync(); e != RdKafka::ERR_NO_ERROR && e != RdKafka::ERR__NO_OFFSET)
     log::warn("kafka: final commit: {}", RdKafka::err2str(e));

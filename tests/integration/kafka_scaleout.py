@@ -54,12 +54,15 @@ def window_total(d):
     return sum(metric(d.metrics(), "guardwatch_window_records", window="1h"))
 
 
+last = {}
+
+
 def union_equals_produced(replicas, want):
     """True once every replica is ready and their 1h window counts add up to `want`."""
-    if not all(r.ready() for r in replicas):
-        return False
+    ready = [r.ready() for r in replicas]
     totals = [window_total(r) for r in replicas]
-    return sum(totals) == want and totals
+    last.update(ready=ready, totals=totals, sum=sum(totals), want=want)
+    return all(ready) and sum(totals) == want and totals
 
 
 produce(1, BATCH)  # the topic exists with 6 partitions before the group forms
@@ -98,7 +101,36 @@ try:
     replicas.append(restarted)
     t.join()
     total = produced
-    got = wait_for(lambda: union_equals_produced(replicas, total), 180, f"union of windows = {total}")
+    try:
+        got = wait_for(lambda: union_equals_produced(replicas, total), 180, f"union of windows = {total}")
+    except AssertionError:
+        for i, r in enumerate(replicas):
+            m = r.metrics()
+            print(f"replica {i}: ready={r.ready()} windows={window_total(r)} "
+                  f"applied={metric(m, 'guardwatch_records_total', outcome='applied')} "
+                  f"warm={metric(m, 'guardwatch_warmup_records_total', outcome='applied')} "
+                  f"lag={metric(m, 'guardwatch_kafka_consumer_lag_messages', topic=topic)}")
+            print("\n".join(l for l in r.output().splitlines() if "kafka:" in l or "revoked" in l or "warm" in l)[-3000:])
+        # Which series lost or gained records: the batches are seeded, so regenerate their counts.
+        import collections
+        import json as _json
+        want = collections.Counter()
+        for seed in [1] + [100 + i for i in range(BATCHES)]:
+            out = run([binary, "generate", "--scenario", scenario, "--seed", str(seed), "--start", "now-3m", "--count", str(BATCH), "-o", "-"])
+            for line in out.splitlines():
+                r = _json.loads(line)
+                want[(r["model"], r["endpoint"])] += 1
+        have = collections.Counter()
+        for r in replicas:
+            text = __import__("gwtest").http_get(r.url + "/metrics")[1]
+            for line in text.splitlines():
+                if line.startswith("guardwatch_window_records{") and 'window="1h"' in line:
+                    lab = dict(kv.split("=", 1) for kv in line[line.index("{") + 1:line.index("}")].split(","))
+                    have[(lab["model"].strip('"'), lab["endpoint"].strip('"'))] += int(float(line.rsplit(" ", 1)[1]))
+        for k in sorted(want):
+            if want[k] != have[k]:
+                print(f"series {k}: produced {want[k]}, windows {have[k]}")
+        raise AssertionError(f"union of windows: {last}")
     print(f"ok: after SIGKILL and restart the windows {got} add up to {total}, exactly")
 
     owned = [len(metric(r.metrics(), "guardwatch_kafka_consumer_lag_messages", topic=topic)) for r in replicas]
