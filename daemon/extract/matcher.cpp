@@ -100,36 +100,37 @@ Matcher::Matcher(std::vector<LexiconSpec> lexicons) : impl_(std::make_unique<Imp
       patterns_.push_back(q);
       impl_->pattern_opts.push_back({lex.scan_first_chars, lex.ignore_code});
     }
-  std::vector<uint32_t> limits;
-  for (auto& o : impl_->pattern_opts)
-    if (std::find(limits.begin(), limits.end(), o.limit) == limits.end()) limits.push_back(o.limit);
-  for (uint32_t limit : limits) {
-    exprs.clear();
-    flags.clear();
-    ids.clear();
-    for (size_t i = 0; i < patterns_.size(); ++i) {
-      if (impl_->pattern_opts[i].limit != limit) continue;
-      exprs.push_back(patterns_[i].regex.c_str());
-      // Without code exclusion the first match is all we need.
-      flags.push_back(kFlags | (impl_->pattern_opts[i].ignore_code ? 0u : unsigned(HS_FLAG_SINGLEMATCH)));
-      ids.push_back(unsigned(i));
+  // One database for every pattern: a lexicon's scan limit becomes each of its patterns'
+  // maximum match end offset (HS_EXT_FLAG_MAX_OFFSET), so one scan serves all lexicons.
+  std::vector<hs_expr_ext_t> ext(patterns_.size());
+  std::vector<const hs_expr_ext_t*> ext_ptrs;
+  for (size_t i = 0; i < patterns_.size(); ++i) {
+    exprs.push_back(patterns_[i].regex.c_str());
+    // Without code exclusion the first match is all we need.
+    flags.push_back(kFlags | (impl_->pattern_opts[i].ignore_code ? 0u : unsigned(HS_FLAG_SINGLEMATCH)));
+    ids.push_back(unsigned(i));
+    ext[i] = hs_expr_ext_t{};
+    if (uint32_t limit = impl_->pattern_opts[i].limit) {
+      ext[i].flags = HS_EXT_FLAG_MAX_OFFSET;
+      ext[i].max_offset = limit;
     }
-    hs_database_t* db = nullptr;
-    hs_compile_error_t* err = nullptr;
-    if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), unsigned(exprs.size()), HS_MODE_BLOCK, nullptr, &db, &err) !=
-        HS_SUCCESS) {
-      std::string msg = err && err->message ? err->message : "compile error";
-      int bad = err ? err->expression : -1;
-      hs_free_compile_error(err);
-      if (bad < 0) throw MatcherError({"", 0, 0, "", msg});
-      const Pattern& p = patterns_[ids[size_t(bad)]];
-      ConfigError where = p.where;
-      where.message = "pattern \"" + p.name + "\": " + msg;
-      throw MatcherError(where);
-    }
-    impl_->dbs->list.push_back({limit, db});
-    if (hs_alloc_scratch(db, &impl_->scratch) != HS_SUCCESS) throw std::runtime_error("hs_alloc_scratch failed");
+    ext_ptrs.push_back(&ext[i]);
   }
+  hs_database_t* db = nullptr;
+  hs_compile_error_t* err = nullptr;
+  if (hs_compile_ext_multi(exprs.data(), flags.data(), ids.data(), ext_ptrs.data(), unsigned(exprs.size()), HS_MODE_BLOCK, nullptr,
+                           &db, &err) != HS_SUCCESS) {
+    std::string msg = err && err->message ? err->message : "compile error";
+    int bad = err ? err->expression : -1;
+    hs_free_compile_error(err);
+    if (bad < 0) throw MatcherError({"", 0, 0, "", msg});
+    const Pattern& p = patterns_[ids[size_t(bad)]];
+    ConfigError where = p.where;
+    where.message = "pattern \"" + p.name + "\": " + msg;
+    throw MatcherError(where);
+  }
+  impl_->dbs->list.push_back({0, db});
+  if (hs_alloc_scratch(db, &impl_->scratch) != HS_SUCCESS) throw std::runtime_error("hs_alloc_scratch failed");
 }
 
 Matcher::~Matcher() = default;

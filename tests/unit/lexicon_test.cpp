@@ -105,6 +105,14 @@ TEST_CASE("lexicon: a refusal phrase deep in a long answer does not count") {
   CHECK_FALSE(lex().refusal(t));
 }
 
+TEST_CASE("lexicon: the refusal scan limit is the byte offset where a match must end (600)") {
+  const std::string phrase = " I must decline";  // the only match ends after "decline"
+  std::string at_limit = std::string(600 - phrase.size(), 'a') + phrase + ". More text follows here.";
+  std::string past_limit = "a" + at_limit;
+  CHECK(lex().refusal(at_limit));
+  CHECK_FALSE(lex().refusal(past_limit));
+}
+
 TEST_CASE("lexicon: citations") {
   const char* yes[] = {
       "See https://en.wikipedia.org/wiki/Alignment for details.",
