@@ -209,6 +209,10 @@ std::optional<Condition> parse_condition(Ctx& c, const YAML::Node& n, const std:
 
 CustomMetric parse_custom(Ctx& c, const YAML::Node& n, const std::string& key) {
   CustomMetric cm;
+  if (!gw::yaml::is_map(n)) {  // a scalar or list item: subscripting it would throw (found by fuzzing)
+    c.err(n, key, "expected a custom metric: {name, kind, pattern | field, ...}");
+    return cm;
+  }
   c.keys(n, key, {"name", "kind", "pattern", "field", "equals", "not_equals", "lt", "le", "gt", "ge", "present", "help"});
   cm.where = {c.file, n.Mark().line + 1, n.Mark().column + 1, key, ""};
   if (!gw::yaml::is_scalar(n["name"])) c.err(n, key, "missing key \"name\"");

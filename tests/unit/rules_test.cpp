@@ -118,6 +118,15 @@ TEST_CASE("rules: a short blip shorter than `for` never fires") {
   for (auto& x : ev) CHECK(x.kind != "firing");  // ...but did not last `for`
 }
 
+TEST_CASE("rules: a custom metric that is not a mapping is an error, not a crash (fuzzer regression)") {
+  std::string bad = write_temp("scalar_metric.yaml", "metrics:\n  - name: ok\n    kind: proportion\n    pattern: 'x'\n  - just a string\ngroups: []\n");
+  MetricRegistry reg;
+  auto r = load_rules({bad}, reg, {"model", "model_version", "endpoint", "variant"}, 27 * 3'600'000LL);
+  bool found = false;
+  for (auto& e : r.errors) found |= e.key == "metrics[1]" && e.line == 5 && e.message.find("expected a custom metric") != std::string::npos;
+  CHECK(found);
+}
+
 TEST_CASE("rules: errors name file, line, column and key, and list what is known") {
   std::string bad = write_temp("bad.yaml", R"(groups:
   - name: chat
