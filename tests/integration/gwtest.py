@@ -136,6 +136,16 @@ class Prometheus:
             self.proc.kill()
 
 
+def kafka_config(topic, brokers, properties=None, windows=None):
+    """A daemon config reading `topic` in the consumer group `<topic>-group`."""
+    props = {"bootstrap.servers": brokers, "group.id": f"{topic}-group", **(properties or {})}
+    text = f"kafka:\n  topics: [{topic}]\n  properties:\n"
+    text += "".join(f'    {k}: "{v}"\n' for k, v in props.items())
+    if windows:
+        text += "windows:\n" + "".join(f"  {k}: {v}\n" for k, v in windows.items())
+    return text
+
+
 def run(args, **kw):
     r = subprocess.run(args, capture_output=True, text=True, **kw)
     if r.returncode != 0:

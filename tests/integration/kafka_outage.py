@@ -14,7 +14,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, http_get, metric, run, wait_for  # noqa: E402
+from gwtest import Daemon, http_get, kafka_config, metric, run, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
 OUTAGE_S = float(os.environ.get("GW_OUTAGE_SECONDS", "30"))
@@ -55,17 +55,7 @@ def readyz(d):
         return getattr(e, "code", 0), e.read().decode() if hasattr(e, "read") else str(e)
 
 
-config = f"""
-kafka:
-  topics: [{topic}]
-  properties:
-    bootstrap.servers: {brokers}
-    group.id: {topic}-group
-    reconnect.backoff.max.ms: "2000"
-windows:
-  allowed_lateness: 50m
-  max_future: 1h
-"""
+config = kafka_config(topic, brokers, {"reconnect.backoff.max.ms": 2000}, {"allowed_lateness": "50m", "max_future": "1h"})
 N1, N2 = 2000, 1500
 d = None
 try:

@@ -18,7 +18,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, Prometheus, metric, run, wait_for  # noqa: E402
+from gwtest import Daemon, Prometheus, kafka_config, metric, run, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
 brokers = run([os.path.join(root, "scripts/kafka"), "start"]).strip().splitlines()[-1]
@@ -36,15 +36,7 @@ run(gen + ["--count", str(N1), "--kafka-brokers", brokers, "--topic", topic, "--
 expected = json.loads(run([binary, "replay", "--input", os.path.join(work, "part1.jsonl"), "--report", "json"]))
 assert expected["records"]["applied"] == N1, expected["records"]
 
-config = f"""
-kafka:
-  topics: [{topic}]
-  properties:
-    bootstrap.servers: {brokers}
-    group.id: {topic}-group
-windows:
-  allowed_lateness: 10m
-"""
+config = kafka_config(topic, brokers, windows={"allowed_lateness": "10m"})
 d = Daemon(binary, config)
 prom = None
 try:

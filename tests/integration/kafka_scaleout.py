@@ -16,7 +16,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, metric, run, wait_for  # noqa: E402
+from gwtest import Daemon, kafka_config, metric, run, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
 brokers = run([os.path.join(root, "scripts/kafka"), "start"]).strip().splitlines()[-1]
@@ -36,18 +36,8 @@ def produce(seed, count):
         produced += count
 
 
-config = f"""
-kafka:
-  topics: [{topic}]
-  properties:
-    bootstrap.servers: {brokers}
-    group.id: {topic}-group
-    session.timeout.ms: "6000"
-    heartbeat.interval.ms: "500"
-windows:
-  allowed_lateness: 50m
-  max_future: 1h
-"""
+config = kafka_config(topic, brokers, {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500},
+                      {"allowed_lateness": "50m", "max_future": "1h"})
 
 
 def window_total(d):
