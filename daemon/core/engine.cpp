@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <thread>
 #include <cmath>
 #include <filesystem>
@@ -38,19 +39,49 @@ struct Engine::Prepared {
   Observation obs;
 };
 
-struct Engine::Helper {
-  std::unique_ptr<Matcher> matcher;
-  std::unique_ptr<Decoder> decoder;
-  std::unique_ptr<Extractor> extractor;
-  Record rec;
+// What prepares records: a decoder, extractor and matcher of its own, and a scratch record.
+struct Engine::Worker {
+  std::unique_ptr<Matcher> own_matcher;
+  std::unique_ptr<Decoder> own_decoder;
+  std::unique_ptr<Extractor> own_extractor;
+  Decoder* decoder = nullptr;
+  Extractor* extractor = nullptr;
+  Record own_rec;
+  Record* rec = nullptr;
+};
+
+// A submitted batch, prepared in chunks of kChunk records by whichever thread claims them first
+// and applied in order by the submitting thread. Jobs are pooled: their vectors keep capacity.
+struct Engine::Job {
+  static constexpr size_t kChunk = 32;
+  uint64_t ticket = 0;
+  std::vector<std::string_view> bytes;
+  std::vector<SourcePos> pos;
   std::vector<Prepared> slots;
+  std::vector<uint8_t> done;  // per chunk; guarded by Pipeline::mu
+  size_t chunks = 0, next = 0;  // next chunk to claim; guarded by Pipeline::mu
+};
+
+struct Engine::Pipeline {
+  Worker main, helper;
+  bool has_helper = false;
   std::thread thread;
   std::mutex mu;
-  std::condition_variable cv;
-  const std::vector<std::string_view>* bytes = nullptr;
-  const std::vector<SourcePos>* pos = nullptr;
-  size_t begin = 0, end = 0;
-  bool busy = false, quit = false;
+  std::condition_variable work_cv, done_cv;
+  std::deque<std::unique_ptr<Job>> active;  // submitted, not yet applied, in order
+  std::vector<std::unique_ptr<Job>> pool;
+  uint64_t submitted = 0;
+  bool main_waiting = false, quit = false;
+  // The first unclaimed chunk of the oldest job that has one; claims it. Call with mu held.
+  bool claim(Job*& job, size_t& chunk) {
+    for (auto& j : active)
+      if (j->next < j->chunks) {
+        job = j.get();
+        chunk = j->next++;
+        return true;
+      }
+    return false;
+  }
 };
 
 std::unique_ptr<Matcher> build_matcher(const Config& cfg, std::vector<ConfigError>& errors, std::vector<LexiconSpec> extra) {
@@ -119,13 +150,13 @@ Engine::Engine(const Config& cfg, std::function<int64_t()> wall_clock_ms, const 
 }
 
 Engine::~Engine() {
-  if (helper_) {
+  if (pipe_ && pipe_->has_helper) {
     {
-      std::lock_guard g(helper_->mu);
-      helper_->quit = true;
+      std::lock_guard g(pipe_->mu);
+      pipe_->quit = true;
     }
-    helper_->cv.notify_all();
-    helper_->thread.join();
+    pipe_->work_cv.notify_all();
+    pipe_->thread.join();
   }
 }
 
@@ -145,6 +176,7 @@ int64_t Engine::watermark_locked() const {
 
 
 bool Engine::revoke_partitions(const std::vector<std::pair<std::string, int32_t>>& parts) {
+  drain();
   auto g = lock();
   std::vector<uint32_t> gone;
   for (auto& [topic, partition] : parts)
@@ -193,8 +225,10 @@ Outcome Engine::reject(Outcome o, const SourcePos& pos, F&& detail) {
 
 // Decode, event time, value checks and extraction: everything but the store, so it can run on
 // any thread with its own decoder and extractor. Rejections are counted here.
+int64_t Engine::max_ts_ms() const { return wall_clock_ms_ ? wall_clock_ms_() + cfg_.max_future_ms : kMaxTs; }
+
 Outcome Engine::prepare(Decoder& decoder, Extractor& extractor, std::string_view bytes, const SourcePos& pos, Record& r,
-                        Observation& o) {
+                        Observation& o, int64_t max_ts_ms) {
   r.pos = pos;
   DecodeResult dr = decoder.decode(bytes, r);
   if (dr.outcome != Outcome::kApplied) return reject(dr.outcome, pos, [&] { return dr.detail; });
@@ -214,7 +248,7 @@ Outcome Engine::prepare(Decoder& decoder, Extractor& extractor, std::string_view
     ms = int64_t(std::llround(v));
   }
   if (ms < kMinTs || ms > kMaxTs) return reject(Outcome::kBadTimestamp, pos, [&] { return "timestamp out of range: " + std::to_string(ms); });
-  if (wall_clock_ms_ && ms > wall_clock_ms_() + cfg_.max_future_ms)
+  if (ms > max_ts_ms)
     return reject(Outcome::kBadTimestamp, pos, [&] { return "timestamp too far in the future: " + format_rfc3339(ms); });
   r.ts_ms = ms;
 
@@ -249,9 +283,8 @@ void Engine::labels_from(const Record& r) {
 }
 
 // The ordered part: lateness, series, store. `labels_` holds the record's label values.
-Outcome Engine::apply(int64_t ms, const SourcePos& pos, const Observation& o, const Record* rec) {
+Outcome Engine::apply(int64_t ms, const SourcePos& pos, const Observation& o, const Record* rec, std::unique_lock<std::mutex>& g) {
   {
-    auto g = lock();
     PartitionClock* pc = nullptr;
     for (auto& p : partitions_)
       if (p.partition == pos.partition && p.topic == pos.topic) pc = &p;
@@ -264,7 +297,9 @@ Outcome Engine::apply(int64_t ms, const SourcePos& pos, const Observation& o, co
     int64_t wm = pc->max_ms - cfg_.allowed_lateness_ms;
     if (ms < wm) {
       g.unlock();
-      return reject(Outcome::kLate, pos, [&] { return "event time " + format_rfc3339(ms) + " is before the watermark " + format_rfc3339(wm); });
+      reject(Outcome::kLate, pos, [&] { return "event time " + format_rfc3339(ms) + " is before the watermark " + format_rfc3339(wm); });
+      g.lock();
+      return Outcome::kLate;
     }
     if (ms > pc->max_ms) {
       pc->max_ms = ms;
@@ -276,94 +311,159 @@ Outcome Engine::apply(int64_t ms, const SourcePos& pos, const Observation& o, co
     store_->add(s, ms, o, rec);
   }
   (pos.warmup ? warm_outcomes_ : outcomes_)[size_t(Outcome::kApplied)].fetch_add(1, std::memory_order_relaxed);
-  if (on_applied_) on_applied_();
+  if (on_applied_) {
+    g.unlock();
+    on_applied_();
+    g.lock();
+  }
   return Outcome::kApplied;
 }
 
 Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation* obs_out, Record** rec_out) {
+  drain();  // batches submitted before this record are applied before it
   Record& r = rec_;
   if (rec_out) *rec_out = &r;
   Observation& o = obs_out ? *obs_out : obs_;
-  Outcome out = prepare(*decoder_, *extractor_, bytes, pos, r, o);
+  Outcome out = prepare(*decoder_, *extractor_, bytes, pos, r, o, max_ts_ms());
   if (out != Outcome::kApplied) return out;
   labels_from(r);
-  return apply(r.ts_ms, pos, o, &r);
+  auto g = lock();
+  return apply(r.ts_ms, pos, o, &r, g);
+}
+
+void Engine::prepare_chunk(Worker& w, Job& j, size_t chunk) {
+  static constexpr size_t kLabelFields[] = {kModel, kModelVersion, kEndpoint, kVariant};
+  const auto& dims = fields_->dimension_ids();
+  size_t b = chunk * Job::kChunk, e = std::min(j.bytes.size(), b + Job::kChunk);
+  Record& r = *w.rec;
+  const int64_t max_ts = max_ts_ms();
+  for (size_t i = b; i < e; ++i) {
+    Prepared& p = j.slots[i];
+    p.pos = j.pos[i];
+    p.outcome = prepare(*w.decoder, *w.extractor, j.bytes[i], p.pos, r, p.obs, max_ts);
+    if (p.outcome != Outcome::kApplied) continue;
+    p.ts_ms = r.ts_ms;
+    p.labels.resize(4 + dims.size());
+    for (size_t k = 0; k < p.labels.size(); ++k) {
+      const FieldValue& v = r[k < 4 ? kLabelFields[k] : dims[k - 4]];
+      p.labels[k].assign(v.present() ? v.str : std::string_view());
+    }
+    const FieldValue& id = r[kRequestId];
+    p.request_id.assign(id.present() ? id.str : std::string_view());
+  }
+}
+
+void Engine::apply_prepared(const Prepared& p, std::unique_lock<std::mutex>& g) {
+  if (p.outcome != Outcome::kApplied) return;
+  for (size_t k = 0; k < labels_.size(); ++k) labels_[k] = p.labels[k];
+  FieldValue& id = exemplar_rec_.fields[kRequestId];
+  id.type = p.request_id.empty() ? FieldValue::kAbsent : FieldValue::kString;
+  id.str = p.request_id;
+  exemplar_rec_.pos = p.pos;
+  apply(p.ts_ms, p.pos, p.obs, &exemplar_rec_, g);
 }
 
 void Engine::helper_run() {
-  Helper& h = *helper_;
+  Pipeline& pl = *pipe_;
+  std::unique_lock g(pl.mu);
   for (;;) {
-    std::unique_lock g(h.mu);
-    h.cv.wait(g, [&] { return h.busy || h.quit; });
-    if (h.quit) return;
+    Job* j = nullptr;
+    size_t c = 0;
+    pl.work_cv.wait(g, [&] { return pl.quit || pl.claim(j, c); });
+    if (pl.quit) return;
     g.unlock();
-    const auto& dims = fields_->dimension_ids();
-    for (size_t i = h.begin; i < h.end; ++i) {
-      Prepared& p = h.slots[i - h.begin];
-      p.pos = (*h.pos)[i];
-      p.outcome = prepare(*h.decoder, *h.extractor, (*h.bytes)[i], p.pos, h.rec, p.obs);
-      if (p.outcome != Outcome::kApplied) continue;
-      p.ts_ms = h.rec.ts_ms;
-      static constexpr size_t kLabelFields[] = {kModel, kModelVersion, kEndpoint, kVariant};
-      p.labels.resize(4 + dims.size());
-      for (size_t k = 0; k < p.labels.size(); ++k) {
-        const FieldValue& v = h.rec[k < 4 ? kLabelFields[k] : dims[k - 4]];
-        p.labels[k].assign(v.present() ? v.str : std::string_view());
-      }
-      const FieldValue& id = h.rec[kRequestId];
-      p.request_id.assign(id.present() ? id.str : std::string_view());
-    }
+    prepare_chunk(pl.helper, *j, c);
     g.lock();
-    h.busy = false;
-    h.cv.notify_all();
+    j->done[c] = 1;
+    if (pl.main_waiting) pl.done_cv.notify_one();
   }
 }
 
-void Engine::ingest_batch(const std::vector<std::string_view>& bytes, const std::vector<SourcePos>& pos) {
-  const size_t n = bytes.size();
-  if (cfg_.input_threads < 2 || n < 64) {
-    for (size_t i = 0; i < n; ++i) ingest(bytes[i], pos[i]);
-    return;
+uint64_t Engine::submit(const std::vector<std::string_view>& bytes, const std::vector<SourcePos>& pos) {
+  if (!pipe_) {
+    pipe_ = std::make_unique<Pipeline>();
+    Pipeline& pl = *pipe_;
+    pl.main.decoder = decoder_.get();
+    pl.main.extractor = extractor_.get();
+    pl.main.rec = &rec_;
+    if (exemplar_rec_.fields.size() < size_t(kRequestId) + 1) exemplar_rec_.fields.assign(size_t(kRequestId) + 1, FieldValue{});
+    if (cfg_.input_threads >= 2) {
+      Worker& w = pl.helper;
+      w.own_matcher = matcher_->fork();
+      w.own_decoder = std::make_unique<Decoder>(*fields_, cfg_.max_record_bytes);
+      w.own_extractor = std::make_unique<Extractor>(cfg_, metrics_, *w.own_matcher, custom_extracts_);
+      w.decoder = w.own_decoder.get();
+      w.extractor = w.own_extractor.get();
+      w.rec = &w.own_rec;
+      pl.has_helper = true;
+      pl.thread = std::thread([this] { helper_run(); });
+    }
   }
-  if (!helper_) {
-    helper_ = std::make_unique<Helper>();
-    Helper& h = *helper_;
-    h.matcher = matcher_->fork();
-    h.decoder = std::make_unique<Decoder>(*fields_, cfg_.max_record_bytes);
-    h.extractor = std::make_unique<Extractor>(cfg_, metrics_, *h.matcher, custom_extracts_);
-    h.thread = std::thread([this] { helper_run(); });
-  }
-  Helper& h = *helper_;
-  // The helper prepares the second part while this thread prepares and applies the first, then
-  // this thread applies the helper's part: records are applied in input order. The split gives
-  // this thread less, as it also applies.
-  size_t split = n * 9 / 20;
-  if (h.slots.size() < n - split) h.slots.resize(n - split);
+  Pipeline& pl = *pipe_;
+  std::unique_ptr<Job> job;
   {
-    std::lock_guard g(h.mu);
-    h.bytes = &bytes;
-    h.pos = &pos;
-    h.begin = split;
-    h.end = n;
-    h.busy = true;
+    std::lock_guard g(pl.mu);
+    if (!pl.pool.empty()) {
+      job = std::move(pl.pool.back());
+      pl.pool.pop_back();
+    }
   }
-  h.cv.notify_all();
-  for (size_t i = 0; i < split; ++i) ingest(bytes[i], pos[i]);
+  if (!job) job = std::make_unique<Job>();
+  job->bytes.assign(bytes.begin(), bytes.end());
+  job->pos.assign(pos.begin(), pos.end());
+  if (job->slots.size() < bytes.size()) job->slots.resize(bytes.size());
+  job->chunks = (bytes.size() + Job::kChunk - 1) / Job::kChunk;
+  job->done.assign(job->chunks, 0);
+  job->next = 0;
+  uint64_t ticket;
   {
-    std::unique_lock g(h.mu);
-    h.cv.wait(g, [&] { return !h.busy; });
+    std::lock_guard g(pl.mu);
+    ticket = job->ticket = ++pl.submitted;
+    pl.active.push_back(std::move(job));
   }
-  if (exemplar_rec_.fields.size() != rec_.fields.size()) exemplar_rec_.fields.assign(std::max(rec_.fields.size(), size_t(kRequestId) + 1), FieldValue{});
-  for (size_t i = split; i < n; ++i) {
-    Prepared& p = h.slots[i - split];
-    if (p.outcome != Outcome::kApplied) continue;
-    for (size_t k = 0; k < labels_.size(); ++k) labels_[k] = p.labels[k];
-    FieldValue& id = exemplar_rec_.fields[kRequestId];
-    id.type = p.request_id.empty() ? FieldValue::kAbsent : FieldValue::kString;
-    id.str = p.request_id;
-    exemplar_rec_.pos = p.pos;
-    apply(p.ts_ms, p.pos, p.obs, &exemplar_rec_);
+  if (pl.has_helper) pl.work_cv.notify_one();
+  return ticket;
+}
+
+void Engine::wait(uint64_t ticket) {
+  if (!pipe_) return;
+  Pipeline& pl = *pipe_;
+  std::unique_lock g(pl.mu);
+  while (!pl.active.empty() && pl.active.front()->ticket <= ticket) {
+    Job& j = *pl.active.front();
+    for (size_t c = 0; c < j.chunks; ++c) {
+      // Chunk c is next to apply. Prepare it here if nobody has claimed it; if the helper is on
+      // it, prepare a later chunk meanwhile; wait only when there is nothing left to claim.
+      while (!j.done[c]) {
+        Job* other = nullptr;
+        size_t oc = 0;
+        if (!pl.claim(other, oc)) {
+          pl.main_waiting = true;
+          pl.done_cv.wait(g, [&] { return j.done[c] != 0; });
+          pl.main_waiting = false;
+          break;
+        }
+        g.unlock();
+        prepare_chunk(pl.main, *other, oc);
+        g.lock();
+        other->done[oc] = 1;
+      }
+      g.unlock();
+      {
+        // One lock of the store for the chunk (apply releases it around on_applied callbacks).
+        auto store_lock = lock();
+        size_t b = c * Job::kChunk, e = std::min(j.bytes.size(), b + Job::kChunk);
+        for (size_t i = b; i < e; ++i) apply_prepared(j.slots[i], store_lock);
+      }
+      g.lock();
+    }
+    pl.pool.push_back(std::move(pl.active.front()));
+    pl.active.pop_front();
   }
+}
+
+void Engine::drain() {
+  if (pipe_) wait(std::numeric_limits<uint64_t>::max());
 }
 
 }  // namespace gw

@@ -24,7 +24,15 @@ class JsonlSource : public Source {
       return false;
     }
     const size_t max_line = engine.config().max_record_bytes + 1;
-    std::vector<char> buf(std::max<size_t>(4 << 20, 2 * max_line));
+    // Two buffers: while the engine decodes the lines of one (submitted as a batch), the next
+    // block is read into the other. A buffer is reused only once its batch is applied.
+    struct Buffer {
+      std::vector<char> data;
+      uint64_t ticket = 0;
+    };
+    Buffer bufs[2];
+    for (auto& b : bufs) b.data.resize(std::max<size_t>(4 << 20, 2 * max_line));
+    size_t cur = 0;
     size_t have = 0;
     int64_t line_no = 0;
     bool skipping = false;  // inside an over-long line
@@ -32,6 +40,7 @@ class JsonlSource : public Source {
     std::vector<std::string_view> lines;
     std::vector<SourcePos> positions;
     while (!eof && !stop.load(std::memory_order_relaxed)) {
+      std::vector<char>& buf = bufs[cur].data;
       ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -40,7 +49,7 @@ class JsonlSource : public Source {
       }
       if (n == 0) eof = true;
       have += size_t(n);
-      // Every whole line in the buffer is one batch (decoded on two threads, applied in order).
+      // Every whole line in the buffer is one batch.
       size_t start = 0;
       lines.clear();
       positions.clear();
@@ -64,20 +73,26 @@ class JsonlSource : public Source {
         }
         start = have;
       }
-      engine.ingest_batch(lines, positions);
-      std::memmove(buf.data(), buf.data() + start, have - start);
+      if (!lines.empty()) bufs[cur].ticket = engine.submit(lines, positions);
+      // The incomplete last line moves to the other buffer, once that one's batch is applied.
+      size_t next = cur ^ 1;
+      engine.wait(bufs[next].ticket);
+      std::vector<char>& to = bufs[next].data;
+      std::memcpy(to.data(), buf.data() + start, have - start);
       have -= start;
+      cur = next;
       if (have >= max_line && !skipping) {
         // Far beyond the record limit: count it once and drop bytes until the next newline.
         SourcePos pos;
         pos.line = line_no + 1;
-        engine.ingest(std::string_view(buf.data(), have), pos);  // counted as oversized
+        engine.ingest(std::string_view(to.data(), have), pos);  // counted as oversized
         skipping = true;
         have = 0;
       } else if (skipping) {
         have = 0;
       }
     }
+    engine.drain();
     if (fd != 0) ::close(fd);
     return true;
   }

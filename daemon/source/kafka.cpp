@@ -340,41 +340,74 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
   auto* c = im.consumer.get();
   using clock = std::chrono::steady_clock;
   im.last_store = im.last_lag = clock::now();
-  // Messages are taken in batches of what librdkafka has queued (up to kBatch) and handed to
-  // the engine together: it decodes and extracts them on two threads and applies them in order.
-  // A rebalance applies the batch first, so nothing consumed before it is applied after it.
+  // Messages are taken in batches of up to kBatch and submitted to the engine, which decodes and
+  // extracts them on two threads and applies them in order: while one batch is prepared the next
+  // is collected, and a batch's offsets are stored once it is applied. A rebalance (and any pause
+  // in the input) applies everything consumed first, so nothing consumed before it is applied
+  // after it.
   constexpr size_t kBatch = 1024;
-  std::vector<std::unique_ptr<RdKafka::Message>> msgs;
-  std::vector<std::string> topics;
-  std::vector<std::string_view> views;
-  std::vector<SourcePos> positions;
-  msgs.reserve(kBatch);
-  topics.reserve(kBatch);  // never reallocated: positions point into it
-  im.flush = [&] {
-    if (msgs.empty()) return;
-    engine.ingest_batch(views, positions);
+  struct Batch {
+    std::vector<std::unique_ptr<RdKafka::Message>> msgs;
+    std::vector<std::string> topics;
+    std::vector<std::string_view> views;
+    std::vector<SourcePos> positions;
+    uint64_t ticket = 0;
+    bool submitted = false;
+  };
+  Batch batches[2];
+  size_t cur = 0;
+  uint64_t loop_iterations = 0;
+  for (auto& b : batches) {
+    b.msgs.reserve(kBatch);
+    b.topics.reserve(kBatch);  // never reallocated: positions point into it
+  }
+  auto finish = [&](Batch& b) {
     // A re-read record's offset is committed already: storing it would move the commit back.
-    for (size_t i = 0; i < msgs.size(); ++i)
-      if (!positions[i].warmup) im.applied(topics[i], positions[i].partition, positions[i].offset);
-    msgs.clear();
-    topics.clear();
-    views.clear();
-    positions.clear();
+    for (size_t i = 0; i < b.msgs.size(); ++i)
+      if (!b.positions[i].warmup) im.applied(b.topics[i], b.positions[i].partition, b.positions[i].offset);
+    b.msgs.clear();
+    b.topics.clear();
+    b.views.clear();
+    b.positions.clear();
+    b.submitted = false;
+  };
+  auto submit = [&] {
+    Batch& b = batches[cur];
+    if (b.msgs.empty() || b.submitted) return;
+    b.ticket = engine.submit(b.views, b.positions);
+    b.submitted = true;
+  };
+  im.flush = [&] {
+    submit();
+    engine.drain();
+    for (size_t k : {cur ^ 1, cur})
+      if (batches[k].submitted) finish(batches[k]);
+  };
+  auto next_batch = [&] {  // the current batch is full: submit it, collect the next meanwhile
+    submit();
+    Batch& prev = batches[cur ^ 1];
+    if (prev.submitted) {
+      engine.wait(prev.ticket);
+      finish(prev);
+    }
+    cur ^= 1;
   };
   while (!stop.load(std::memory_order_relaxed)) {
-    std::unique_ptr<RdKafka::Message> msg(c->consume(msgs.empty() ? 100 : 0));
+    bool idle = batches[cur].msgs.empty() && !batches[cur ^ 1].submitted;
+    std::unique_ptr<RdKafka::Message> msg(c->consume(idle ? 100 : 0));
     switch (msg->err()) {
       case RdKafka::ERR_NO_ERROR: {
-        topics.push_back(msg->topic_name());
-        SourcePos& pos = positions.emplace_back();
-        pos.topic = topics.back();
+        Batch& b = batches[cur];
+        b.topics.push_back(msg->topic_name());
+        SourcePos& pos = b.positions.emplace_back();
+        pos.topic = b.topics.back();
         pos.partition = msg->partition();
         pos.offset = msg->offset();
-        pos.warmup = !im.warm.empty() && im.warmup_record(topics.back(), pos.partition, pos.offset);
-        views.emplace_back(static_cast<const char*>(msg->payload()), msg->len());
-        msgs.push_back(std::move(msg));
+        pos.warmup = !im.warm.empty() && im.warmup_record(b.topics.back(), pos.partition, pos.offset);
+        b.views.emplace_back(static_cast<const char*>(msg->payload()), msg->len());
+        b.msgs.push_back(std::move(msg));
         if (!im.st.broker_up) im.mark_up();
-        if (msgs.size() >= kBatch) im.flush();
+        if (b.msgs.size() >= kBatch) next_batch();
         break;
       }
       case RdKafka::ERR__TIMED_OUT:
@@ -390,6 +423,9 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
       }
     }
     if (im.rebuild) im.rewind_assigned(c);
+    // The clock is read every 64 messages (and on every pause): cheap, and often enough for the
+    // 200 ms offset store, the 1 s lag refresh and the watchdog's loop age.
+    if (++loop_iterations % 64 != 0 && !batches[cur].msgs.empty()) continue;
     auto now = clock::now();
     im.loop_steady_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(),
                             std::memory_order_relaxed);

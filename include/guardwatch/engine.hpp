@@ -31,10 +31,18 @@ class Engine {
   Outcome ingest(std::string_view bytes, const SourcePos& pos, Observation* obs_out = nullptr,
                  Record** rec_out = nullptr);
 
-  // The same as ingest() on each record, in order, but decoding and extracting on two threads
-  // (input.threads): one helper thread prepares the second part of the batch while the calling
-  // thread prepares and applies the first. `bytes` must stay valid until it returns.
-  void ingest_batch(const std::vector<std::string_view>& bytes, const std::vector<SourcePos>& pos);
+  // Batches: the same as ingest() on each record, in input order, but decoding and extracting
+  // on two threads (input.threads). submit() queues a batch and returns at once, so the caller
+  // can read the next batch while a helper thread prepares this one; wait(ticket) applies every
+  // batch up to that one on the calling thread, which prepares chunks itself whenever the next
+  // one is not ready. The bytes of a batch must stay valid until it is applied. Only the thread
+  // that submits may wait, ingest, or drain.
+  uint64_t submit(const std::vector<std::string_view>& bytes, const std::vector<SourcePos>& pos);
+  void wait(uint64_t ticket);
+  void drain();  // applies everything submitted
+  void ingest_batch(const std::vector<std::string_view>& bytes, const std::vector<SourcePos>& pos) {
+    wait(submit(bytes, pos));
+  }
 
   std::unique_lock<std::mutex> lock() const { return std::unique_lock(mu_); }
   const Store& store() const { return *store_; }
@@ -88,13 +96,21 @@ class Engine {
   int64_t watermark_locked() const;
   template <class F>
   Outcome reject(Outcome o, const SourcePos& pos, F&& detail);
-  Outcome prepare(Decoder& decoder, Extractor& extractor, std::string_view bytes, const SourcePos& pos, Record& r, Observation& o);
+  // `max_ts_ms`: the newest event time accepted (wall clock + max_future), read once per chunk.
+  Outcome prepare(Decoder& decoder, Extractor& extractor, std::string_view bytes, const SourcePos& pos, Record& r, Observation& o,
+                  int64_t max_ts_ms);
+  int64_t max_ts_ms() const;
   void labels_from(const Record& r);
-  Outcome apply(int64_t ms, const SourcePos& pos, const Observation& o, const Record* rec);
+  // Called with lock() held in `g`; may release it briefly to log a late record.
+  Outcome apply(int64_t ms, const SourcePos& pos, const Observation& o, const Record* rec, std::unique_lock<std::mutex>& g);
   struct Prepared;
-  struct Helper;
+  struct Job;
+  struct Pipeline;
+  struct Worker;
   void helper_run();
-  std::unique_ptr<Helper> helper_;
+  void prepare_chunk(Worker& w, Job& j, size_t chunk);
+  void apply_prepared(const Prepared& p, std::unique_lock<std::mutex>& g);
+  std::unique_ptr<Pipeline> pipe_;
   std::vector<CustomExtract> custom_extracts_;
   Record exemplar_rec_;
   std::atomic<int64_t> watermark_{std::numeric_limits<int64_t>::min() / 2};

@@ -138,6 +138,53 @@ TEST_CASE("engine: ingest_batch on two threads gives exactly what ingest gives, 
   CHECK(window_report(seq, end).dump() == window_report(par, end).dump());
 }
 
+TEST_CASE("engine: batches submitted ahead are applied in order, also around single records") {
+  Scenario sc = default_scenario();
+  sc.duration_ms = 10 * 60 * 1000;
+  Generator g(sc);
+  GeneratedRecord gr;
+  std::vector<std::string> lines;
+  while (g.next(gr)) lines.push_back(gr.json);
+  for (size_t i = 0; i < lines.size(); i += 89) lines[i] = "{broken";
+  REQUIRE(lines.size() > 5000);
+  std::vector<std::string_view> views(lines.begin(), lines.end());
+  std::vector<SourcePos> pos(lines.size());
+  for (size_t i = 0; i < pos.size(); ++i) pos[i].line = int64_t(i + 1);
+  Config base = gwtest::default_config();
+  base.input_threads = 1;
+  Engine seq(base);
+  std::vector<int64_t> want;
+  seq.on_applied([&] { want.push_back(seq.max_event_ms()); });
+  for (size_t i = 0; i < views.size(); ++i) seq.ingest(views[i], pos[i]);
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    Config cfg = gwtest::default_config();
+    cfg.input_threads = threads;
+    Engine e(cfg);
+    std::vector<int64_t> got;
+    e.on_applied([&] { got.push_back(e.max_event_ms()); });
+    // Uneven batches (1 to 700 records), up to three in flight; every 7th batch is followed by
+    // single records through ingest(), which must come after everything submitted before them.
+    std::vector<uint64_t> tickets;
+    size_t i = 0, k = 0;
+    while (i < views.size()) {
+      size_t n = std::min(views.size() - i, size_t(1 + (k * 397) % 700));
+      std::vector<std::string_view> bv(views.begin() + long(i), views.begin() + long(i + n));
+      std::vector<SourcePos> bp(pos.begin() + long(i), pos.begin() + long(i + n));
+      tickets.push_back(e.submit(bv, bp));
+      i += n;
+      if (tickets.size() >= 3) e.wait(tickets[tickets.size() - 3]);
+      if (++k % 7 == 0)
+        for (size_t m = 0; m < 3 && i < views.size(); ++m, ++i) e.ingest(views[i], pos[i]);
+    }
+    e.drain();
+    CHECK(got == want);
+    for (size_t o = 0; o < size_t(Outcome::kCount); ++o) CHECK(e.outcome_count(Outcome(o)) == seq.outcome_count(Outcome(o)));
+    int64_t end = seq.max_event_ms() + 1;
+    CHECK(window_report(e, end).dump() == window_report(seq, end).dump());
+  }
+}
+
 TEST_CASE("engine: future timestamps are rejected in live mode only") {
   Config cfg = gwtest::default_config();
   int64_t now = 1'795'672'800'000;
