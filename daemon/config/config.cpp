@@ -55,6 +55,7 @@ const Option kOptions[] = {
     {"extract", "map", "", "Proxy-metric extraction."},
     {"extract.refusal_lexicon", "path", "rules/lexicon/refusal.yaml", "Refusal lexicon (patterns, scan limit, code exclusion)."},
     {"extract.citation_patterns", "path", "rules/lexicon/citation.yaml", "Citation patterns."},
+    {"extract.pattern_cache", "auto|off|path", "auto", "Directory that keeps the compiled pattern database between starts, keyed by every pattern and the Vectorscan version (a start then loads it in ~1 ms instead of compiling for ~0.15 s). `auto`: $CACHE_DIRECTORY (systemd CacheDirectory=), else $XDG_CACHE_HOME/guardwatch, else ~/.cache/guardwatch. Failures to read or write it only mean compiling."},
     {"extract.error_statuses", "list of strings", "[error, failed, failure, timeout, cancelled]", "Status words that count as errors (HTTP codes >= 400 always do)."},
     {"extract.prices", "map model->{input_per_million, output_per_million}", "{}", "USD per million prompt/completion tokens; key `*` is the fallback. A record's own cost_usd field wins."},
     {"rules", "list of paths", "[]", "Rule files or directories (used by the rule engine). `--rules` adds to it."},
@@ -360,6 +361,8 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
       if (auto v = rd.str(n, "extract.refusal_lexicon")) c.refusal_lexicon = *v;
     if (const YAML::Node& n = e["citation_patterns"]; n.IsDefined())
       if (auto v = rd.str(n, "extract.citation_patterns")) c.citation_patterns = *v;
+    if (const YAML::Node& n = e["pattern_cache"]; n.IsDefined())
+      if (auto v = rd.str(n, "extract.pattern_cache")) c.pattern_cache = *v;
     if (const YAML::Node& n = e["error_statuses"]; n.IsDefined()) c.error_statuses = rd.strings(n, "extract.error_statuses");
     if (const YAML::Node& n = e["prices"]; n.IsDefined()) {
       if (!gw::yaml::is_map(n)) rd.error(n, "extract.prices", "expected a mapping of model to {input_per_million, output_per_million}");

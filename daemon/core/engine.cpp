@@ -93,7 +93,7 @@ std::unique_ptr<Matcher> build_matcher(const Config& cfg, std::vector<ConfigErro
   if (!e1.empty() || !e2.empty()) return nullptr;
   for (auto& x : extra) lex.push_back(std::move(x));
   try {
-    return std::make_unique<Matcher>(std::move(lex));
+    return std::make_unique<Matcher>(std::move(lex), Matcher::resolve_cache_dir(cfg.pattern_cache));
   } catch (const MatcherError& e) {
     errors.push_back(e.error);
     return nullptr;

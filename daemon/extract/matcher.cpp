@@ -4,12 +4,18 @@
 
 #include "guardwatch/yaml_util.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
 #include "guardwatch/extract.hpp"
+#include "guardwatch/log.hpp"
 
 namespace gw {
 
@@ -90,7 +96,71 @@ std::string Matcher::check_regex(const std::string& regex) {
   return "";
 }
 
-Matcher::Matcher(std::vector<LexiconSpec> lexicons) : impl_(std::make_unique<Impl>()) {
+namespace {
+// The cache file: magic, the key's length and the key (every input of the compile, compared in
+// full on load: no hash collision can hand back the wrong database), then hs_serialize_database
+// output. Written to a temporary name and renamed, so readers never see half a file.
+constexpr std::string_view kCacheMagic = "guardwatch-hs-cache 1\n";
+
+uint64_t fnv1a(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+hs_database_t* cache_load(const std::string& file, const std::string& key) {
+  std::ifstream f(file, std::ios::binary);
+  if (!f) return nullptr;
+  std::string data((std::istreambuf_iterator<char>(f)), {});
+  size_t head = kCacheMagic.size() + 8;
+  if (data.size() < head || data.compare(0, kCacheMagic.size(), kCacheMagic) != 0) return nullptr;
+  uint64_t klen = 0;
+  std::memcpy(&klen, data.data() + kCacheMagic.size(), 8);
+  if (klen > data.size() - head || data.compare(head, klen, key) != 0) return nullptr;
+  hs_database_t* db = nullptr;
+  if (hs_deserialize_database(data.data() + head + klen, data.size() - head - klen, &db) != HS_SUCCESS) return nullptr;
+  return db;
+}
+
+void cache_store(const std::string& dir, const std::string& file, const std::string& key, const hs_database_t* db) {
+  char* bytes = nullptr;
+  size_t len = 0;
+  if (hs_serialize_database(db, &bytes, &len) != HS_SUCCESS) return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  std::string tmp = file + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    uint64_t klen = key.size();
+    f.write(kCacheMagic.data(), std::streamsize(kCacheMagic.size()));
+    f.write(reinterpret_cast<const char*>(&klen), 8);
+    f.write(key.data(), std::streamsize(key.size()));
+    f.write(bytes, std::streamsize(len));
+    if (!f) ec = std::make_error_code(std::errc::io_error);
+  }
+  std::free(bytes);
+  if (!ec) std::filesystem::rename(tmp, file, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    log::debug("pattern cache: cannot write {}", file);
+  }
+}
+}  // namespace
+
+std::string Matcher::resolve_cache_dir(const std::string& setting) {
+  if (setting == "off" || setting.empty()) return "";
+  if (setting != "auto") return setting;
+  auto env = [](const char* k) -> std::string {
+    const char* v = std::getenv(k);
+    return v && *v ? v : "";
+  };
+  if (std::string d = env("CACHE_DIRECTORY"); !d.empty()) return d.substr(0, d.find(':'));
+  if (std::string d = env("XDG_CACHE_HOME"); !d.empty()) return d + "/guardwatch";
+  if (std::string d = env("HOME"); !d.empty()) return d + "/.cache/guardwatch";
+  return "";
+}
+
+Matcher::Matcher(std::vector<LexiconSpec> lexicons, const std::string& cache_dir) : impl_(std::make_unique<Impl>()) {
   std::vector<const char*> exprs;
   std::vector<unsigned> flags, ids;
   for (auto& lex : lexicons)
@@ -116,6 +186,22 @@ Matcher::Matcher(std::vector<LexiconSpec> lexicons) : impl_(std::make_unique<Imp
     }
     ext_ptrs.push_back(&ext[i]);
   }
+  std::string key, file;
+  if (!cache_dir.empty()) {
+    key = std::string("vectorscan ") + hs_version() + "\n";
+    for (size_t i = 0; i < patterns_.size(); ++i)
+      key += std::to_string(flags[i]) + " " + std::to_string(ext[i].flags) + " " + std::to_string(ext[i].max_offset) + " " +
+             std::to_string(patterns_[i].regex.size()) + " " + patterns_[i].regex + "\n";
+    char name[40];
+    std::snprintf(name, sizeof name, "/hs-%016llx.db", static_cast<unsigned long long>(fnv1a(key)));
+    file = cache_dir + name;
+    if (hs_database_t* cached = cache_load(file, key)) {
+      impl_->dbs->list.push_back({0, cached});
+      if (hs_alloc_scratch(cached, &impl_->scratch) != HS_SUCCESS) throw std::runtime_error("hs_alloc_scratch failed");
+      from_cache_ = true;
+      return;
+    }
+  }
   hs_database_t* db = nullptr;
   hs_compile_error_t* err = nullptr;
   if (hs_compile_ext_multi(exprs.data(), flags.data(), ids.data(), ext_ptrs.data(), unsigned(exprs.size()), HS_MODE_BLOCK, nullptr,
@@ -131,6 +217,7 @@ Matcher::Matcher(std::vector<LexiconSpec> lexicons) : impl_(std::make_unique<Imp
   }
   impl_->dbs->list.push_back({0, db});
   if (hs_alloc_scratch(db, &impl_->scratch) != HS_SUCCESS) throw std::runtime_error("hs_alloc_scratch failed");
+  if (!file.empty()) cache_store(cache_dir, file, key, db);
 }
 
 Matcher::~Matcher() = default;

@@ -70,6 +70,7 @@ struct Config {
   // extract
   std::string refusal_lexicon;   // "" -> rules/lexicon/refusal.yaml next to the binary's data dir
   std::string citation_patterns; // "" -> rules/lexicon/citation.yaml
+  std::string pattern_cache = "auto";  // off | auto | directory (Matcher::resolve_cache_dir)
   std::map<std::string, Price> prices;  // model -> price ("*" is the fallback)
   std::vector<std::string> error_statuses = {"error", "failed", "failure", "timeout", "cancelled"};
 

@@ -47,7 +47,16 @@ struct MatcherError : std::runtime_error {
 class Matcher {
  public:
   // Compiles every pattern at once; a bad regex throws MatcherError naming its file and line.
-  explicit Matcher(std::vector<LexiconSpec> lexicons);
+  // With a `cache_dir`, the compiled database is kept there, keyed by every pattern, flag and
+  // the Vectorscan version, and loaded instead of compiling when nothing changed (compiling the
+  // shipped lexicons takes ~0.15 s, loading ~1 ms). Cache failures only fall back to compiling.
+  explicit Matcher(std::vector<LexiconSpec> lexicons, const std::string& cache_dir = "");
+  // True when the database came from the cache (for tests and the debug log).
+  bool from_cache() const { return from_cache_; }
+  // The cache directory `extract.pattern_cache` names: "" (off) for "off", the path itself, or
+  // for "auto" $CACHE_DIRECTORY (systemd's CacheDirectory=), else $XDG_CACHE_HOME/guardwatch,
+  // else $HOME/.cache/guardwatch, else off.
+  static std::string resolve_cache_dir(const std::string& setting);
   ~Matcher();
   Matcher(const Matcher&) = delete;
   Matcher& operator=(const Matcher&) = delete;
@@ -66,6 +75,7 @@ class Matcher {
   Matcher();
   std::unique_ptr<Impl> impl_;
   std::vector<Pattern> patterns_;
+  bool from_cache_ = false;
 };
 
 class FieldSet;

@@ -16,6 +16,8 @@ bool sampled(std::string_view key, double per_second, Level l, std::string_view 
 long take(std::string_view key, double per_second);
 
 template <typename... A>
+void debug(fmt::format_string<A...> f, A&&... a) { write(Level::kDebug, fmt::format(f, std::forward<A>(a)...)); }
+template <typename... A>
 void info(fmt::format_string<A...> f, A&&... a) { write(Level::kInfo, fmt::format(f, std::forward<A>(a)...)); }
 template <typename... A>
 void warn(fmt::format_string<A...> f, A&&... a) { write(Level::kWarn, fmt::format(f, std::forward<A>(a)...)); }

@@ -1,4 +1,7 @@
 #include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "guardwatch/engine.hpp"
 #include "guardwatch/extract.hpp"
@@ -161,6 +164,53 @@ TEST_CASE("lexicon: a bad regex is reported with file, line and pattern name") {
     CHECK(e.error.key == "patterns[1].regex");
     CHECK(e.error.message.find("broken") != std::string::npos);
   }
+}
+
+TEST_CASE("lexicon: the compiled-pattern cache is reused only for identical patterns") {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("gw-hs-cache-test-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  std::string root = GW_SOURCE_DIR;
+  auto specs = [&](const std::string& extra) {
+    std::vector<LexiconSpec> lex(2);
+    REQUIRE(load_lexicon(root + "/rules/lexicon/refusal.yaml", kRefusal, lex[0]).empty());
+    REQUIRE(load_lexicon(root + "/rules/lexicon/citation.yaml", kCitation, lex[1]).empty());
+    if (!extra.empty()) lex[1].patterns.push_back({"extra", extra, kCitation, {}});
+    return lex;
+  };
+  const std::vector<std::string> texts = {
+      "I'm sorry, but I can't help with that.", "See [1] and https://example.org/x.", "Lo siento, pero no puedo ayudarte.",
+      "```\nI can't help with that\n```\nSure, here it is.", "Quellen: Müller 2020", "nothing to see here"};
+  auto hits = [&](Matcher& m) {
+    std::vector<std::vector<uint32_t>> out;
+    for (auto& t : texts) m.scan(t, out.emplace_back());
+    return out;
+  };
+  Matcher plain(specs(""));
+  CHECK_FALSE(plain.from_cache());
+  Matcher first(specs(""), dir.string());
+  CHECK_FALSE(first.from_cache());  // compiled, then written
+  REQUIRE(fs::exists(dir));
+  Matcher second(specs(""), dir.string());
+  CHECK(second.from_cache());
+  CHECK(hits(second) == hits(plain));
+  CHECK(hits(*second.fork()) == hits(plain));
+  // One pattern more: a different key, compiled, and it matches what the new pattern says.
+  Matcher changed(specs("nothing to"), dir.string());
+  CHECK_FALSE(changed.from_cache());
+  CHECK(hits(changed).back().size() == 1);
+  CHECK(Matcher(specs("nothing to"), dir.string()).from_cache());
+  // A damaged file is ignored (compiled again) and replaced.
+  for (auto& f : fs::directory_iterator(dir)) fs::resize_file(f.path(), fs::file_size(f.path()) / 2);
+  Matcher damaged(specs(""), dir.string());
+  CHECK_FALSE(damaged.from_cache());
+  CHECK(hits(damaged) == hits(plain));
+  CHECK(Matcher(specs(""), dir.string()).from_cache());
+  // An unwritable place only costs the compile.
+  CHECK_FALSE(Matcher(specs(""), "/proc/guardwatch-no-such-dir").from_cache());
+  CHECK(Matcher::resolve_cache_dir("off").empty());
+  CHECK(Matcher::resolve_cache_dir("/x/y") == "/x/y");
+  fs::remove_all(dir);
 }
 
 TEST_CASE("text: utf8 length and word count") {
