@@ -60,6 +60,7 @@ struct Engine::Job {
   std::vector<Prepared> slots;
   std::vector<uint8_t> done;  // per chunk; guarded by Pipeline::mu
   size_t chunks = 0, next = 0;  // next chunk to claim; guarded by Pipeline::mu
+  size_t readable_after = 0;
 };
 
 struct Engine::Pipeline {
@@ -228,9 +229,9 @@ Outcome Engine::reject(Outcome o, const SourcePos& pos, F&& detail) {
 int64_t Engine::max_ts_ms() const { return wall_clock_ms_ ? wall_clock_ms_() + cfg_.max_future_ms : kMaxTs; }
 
 Outcome Engine::prepare(Decoder& decoder, Extractor& extractor, std::string_view bytes, const SourcePos& pos, Record& r,
-                        Observation& o, int64_t max_ts_ms) {
+                        Observation& o, int64_t max_ts_ms, size_t readable_after) {
   r.pos = pos;
-  DecodeResult dr = decoder.decode(bytes, r);
+  DecodeResult dr = decoder.decode(bytes, r, readable_after);
   if (dr.outcome != Outcome::kApplied) return reject(dr.outcome, pos, [&] { return dr.detail; });
 
   // Event time.
@@ -340,7 +341,7 @@ void Engine::prepare_chunk(Worker& w, Job& j, size_t chunk) {
   for (size_t i = b; i < e; ++i) {
     Prepared& p = j.slots[i];
     p.pos = j.pos[i];
-    p.outcome = prepare(*w.decoder, *w.extractor, j.bytes[i], p.pos, r, p.obs, max_ts);
+    p.outcome = prepare(*w.decoder, *w.extractor, j.bytes[i], p.pos, r, p.obs, max_ts, j.readable_after);
     if (p.outcome != Outcome::kApplied) continue;
     p.ts_ms = r.ts_ms;
     p.labels.resize(4 + dims.size());
@@ -379,7 +380,7 @@ void Engine::helper_run() {
   }
 }
 
-uint64_t Engine::submit(const std::vector<std::string_view>& bytes, const std::vector<SourcePos>& pos) {
+uint64_t Engine::submit(const std::vector<std::string_view>& bytes, const std::vector<SourcePos>& pos, size_t readable_after) {
   if (!pipe_) {
     pipe_ = std::make_unique<Pipeline>();
     Pipeline& pl = *pipe_;
@@ -411,6 +412,7 @@ uint64_t Engine::submit(const std::vector<std::string_view>& bytes, const std::v
   if (!job) job = std::make_unique<Job>();
   job->bytes.assign(bytes.begin(), bytes.end());
   job->pos.assign(pos.begin(), pos.end());
+  job->readable_after = readable_after;
   if (job->slots.size() < bytes.size()) job->slots.resize(bytes.size());
   job->chunks = (bytes.size() + Job::kChunk - 1) / Job::kChunk;
   job->done.assign(job->chunks, 0);

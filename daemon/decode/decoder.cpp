@@ -92,9 +92,18 @@ struct Decoder::Impl {
   struct Node {
     std::vector<std::pair<std::string, uint32_t>> children;  // key -> node index
     std::vector<uint16_t> fields;                            // fields located exactly here
+    // Producers write keys in the same order record after record: the search starts after the
+    // child found last, so a record in a familiar order finds each key at the first compare.
+    mutable size_t hint = 0;
     const std::pair<std::string, uint32_t>* find(std::string_view k) const {
-      for (auto& c : children)
-        if (c.first == k) return &c;
+      const size_t n = children.size();
+      for (size_t i = 0, j = hint; i < n; ++i, ++j) {
+        if (j == n) j = 0;
+        if (children[j].first == k) {
+          hint = j + 1;
+          return &children[j];
+        }
+      }
       return nullptr;
     }
   };
@@ -272,7 +281,10 @@ struct Decoder::Impl {
 Decoder::Decoder(const FieldSet& fields, uint64_t max_record_bytes) : impl_(std::make_unique<Impl>(fields, max_record_bytes)) {}
 Decoder::~Decoder() = default;
 
-DecodeResult Decoder::decode(std::string_view data, Record& out) {
+static_assert(Decoder::kPadding >= simdjson::SIMDJSON_PADDING);
+
+DecodeResult Decoder::decode(std::string_view data, Record& out, size_t readable_after) {
+  const size_t end_of_readable = data.size() + readable_after;
   // Trim trailing whitespace (a JSONL line's '\r').
   while (!data.empty() && (data.back() == '\r' || data.back() == '\n' || data.back() == ' ' || data.back() == '\t')) data.remove_suffix(1);
   size_t start = 0;
@@ -285,6 +297,10 @@ DecodeResult Decoder::decode(std::string_view data, Record& out) {
   if (data.size() > impl_->max_bytes) {
     out.fields.assign(impl_->wants.size(), FieldValue{});
     return {Outcome::kOversized, "record of " + std::to_string(data.size()) + " bytes exceeds input.max_record_bytes"};
+  }
+  if (readable_after >= kPadding) {  // trimming only adds to the readable bytes after it
+    size_t cap = end_of_readable - start;
+    return impl_->run(data.data(), data.size(), cap, out);
   }
   auto& p = impl_->padded;
   if (p.size() < data.size() + simdjson::SIMDJSON_PADDING) p.resize(data.size() + simdjson::SIMDJSON_PADDING);

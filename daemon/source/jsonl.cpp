@@ -31,7 +31,10 @@ class JsonlSource : public Source {
       uint64_t ticket = 0;
     };
     Buffer bufs[2];
-    for (auto& b : bufs) b.data.resize(std::max<size_t>(4 << 20, 2 * max_line));
+    // Each buffer has Decoder::kPadding bytes beyond what is read into it, so every line in it
+    // can be parsed in place (the bytes after a line are readable).
+    const size_t capacity = std::max<size_t>(4 << 20, 2 * max_line);
+    for (auto& b : bufs) b.data.resize(capacity + Decoder::kPadding);
     size_t cur = 0;
     size_t have = 0;
     int64_t line_no = 0;
@@ -41,7 +44,7 @@ class JsonlSource : public Source {
     std::vector<SourcePos> positions;
     while (!eof && !stop.load(std::memory_order_relaxed)) {
       std::vector<char>& buf = bufs[cur].data;
-      ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
+      ssize_t n = ::read(fd, buf.data() + have, capacity - have);
       if (n < 0) {
         if (errno == EINTR) continue;
         log::error("read error on {}: {}", path_, std::strerror(errno));
@@ -73,7 +76,7 @@ class JsonlSource : public Source {
         }
         start = have;
       }
-      if (!lines.empty()) bufs[cur].ticket = engine.submit(lines, positions);
+      if (!lines.empty()) bufs[cur].ticket = engine.submit(lines, positions, Decoder::kPadding);
       // The incomplete last line moves to the other buffer, once that one's batch is applied.
       size_t next = cur ^ 1;
       engine.wait(bufs[next].ticket);

@@ -42,8 +42,11 @@ class Decoder {
   ~Decoder();
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
-  // Decodes one JSON document. `data` need not be padded; it is copied when it must be.
-  DecodeResult decode(std::string_view data, Record& out);
+  // Decodes one JSON document. `data` need not be padded; it is copied into a padded buffer
+  // unless `readable_after` says that many bytes after it may be read (any content): with at
+  // least kPadding the parser reads it in place.
+  DecodeResult decode(std::string_view data, Record& out, size_t readable_after = 0);
+  static constexpr size_t kPadding = 64;  // >= simdjson::SIMDJSON_PADDING (checked in decoder.cpp)
 
  private:
   struct Impl;

@@ -37,7 +37,9 @@ class Engine {
   // batch up to that one on the calling thread, which prepares chunks itself whenever the next
   // one is not ready. The bytes of a batch must stay valid until it is applied. Only the thread
   // that submits may wait, ingest, or drain.
-  uint64_t submit(const std::vector<std::string_view>& bytes, const std::vector<SourcePos>& pos);
+  // `readable_after`: bytes after each record that may be read (Decoder::decode); a source whose
+  // buffer has Decoder::kPadding spare bytes saves the decoder a copy of each record.
+  uint64_t submit(const std::vector<std::string_view>& bytes, const std::vector<SourcePos>& pos, size_t readable_after = 0);
   void wait(uint64_t ticket);
   void drain();  // applies everything submitted
   void ingest_batch(const std::vector<std::string_view>& bytes, const std::vector<SourcePos>& pos) {
@@ -98,7 +100,7 @@ class Engine {
   Outcome reject(Outcome o, const SourcePos& pos, F&& detail);
   // `max_ts_ms`: the newest event time accepted (wall clock + max_future), read once per chunk.
   Outcome prepare(Decoder& decoder, Extractor& extractor, std::string_view bytes, const SourcePos& pos, Record& r, Observation& o,
-                  int64_t max_ts_ms);
+                  int64_t max_ts_ms, size_t readable_after = 0);
   int64_t max_ts_ms() const;
   void labels_from(const Record& r);
   // Called with lock() held in `g`; may release it briefly to log a late record.
