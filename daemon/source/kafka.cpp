@@ -3,9 +3,11 @@
 // and committed by librdkafka's auto-commit and once more, synchronously, on revoke and close.
 // On an assignment a partition is rewound to `now - rewind` and its records up to the committed
 // offset are re-read as warm-up (DESIGN §8): windows are whole again before rules evaluate.
+#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <stdexcept>
 #include <unordered_map>
@@ -348,23 +350,32 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
   constexpr size_t kBatch = 1024;
   struct Batch {
     std::vector<std::unique_ptr<RdKafka::Message>> msgs;
-    std::vector<std::string> topics;
+    std::vector<const std::string*> topics;  // into topic_names
     std::vector<std::string_view> views;
     std::vector<SourcePos> positions;
     uint64_t ticket = 0;
     bool submitted = false;
+  };
+  // Topic names, kept for the whole run (positions and batches point into it): no string is
+  // built per message.
+  std::deque<std::string> topic_names;
+  auto topic_of = [&](RdKafka::Message* m) -> const std::string& {
+    const char* name = rd_kafka_topic_name(m->c_ptr()->rkt);
+    for (auto& t : topic_names)
+      if (t == name) return t;
+    return topic_names.emplace_back(name);
   };
   Batch batches[2];
   size_t cur = 0;
   uint64_t loop_iterations = 0;
   for (auto& b : batches) {
     b.msgs.reserve(kBatch);
-    b.topics.reserve(kBatch);  // never reallocated: positions point into it
+    b.topics.reserve(kBatch);
   }
   auto finish = [&](Batch& b) {
     // A re-read record's offset is committed already: storing it would move the commit back.
     for (size_t i = 0; i < b.msgs.size(); ++i)
-      if (!b.positions[i].warmup) im.applied(b.topics[i], b.positions[i].partition, b.positions[i].offset);
+      if (!b.positions[i].warmup) im.applied(*b.topics[i], b.positions[i].partition, b.positions[i].offset);
     b.msgs.clear();
     b.topics.clear();
     b.views.clear();
@@ -398,12 +409,12 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
     switch (msg->err()) {
       case RdKafka::ERR_NO_ERROR: {
         Batch& b = batches[cur];
-        b.topics.push_back(msg->topic_name());
+        b.topics.push_back(&topic_of(msg.get()));
         SourcePos& pos = b.positions.emplace_back();
-        pos.topic = b.topics.back();
+        pos.topic = *b.topics.back();
         pos.partition = msg->partition();
         pos.offset = msg->offset();
-        pos.warmup = !im.warm.empty() && im.warmup_record(b.topics.back(), pos.partition, pos.offset);
+        pos.warmup = !im.warm.empty() && im.warmup_record(*b.topics.back(), pos.partition, pos.offset);
         b.views.emplace_back(static_cast<const char*>(msg->payload()), msg->len());
         b.msgs.push_back(std::move(msg));
         if (!im.st.broker_up) im.mark_up();
