@@ -15,17 +15,20 @@ if [ ! -s "$file" ]; then
   mv "$file.tmp" "$file"
 fi
 bytes=$(stat -c %s "$file")
-now() { date +%s.%N; }
-declare -a base gw
+# Wall and CPU (user+sys) seconds of each run, from bash's `time`.
+TIMEFORMAT='%R %U %S'
+timed() { { time "$@" >/dev/null 2>&1; } 2>&1; }
+declare -a base gw base_cpu gw_cpu
 for i in $(seq 1 "$runs"); do
-  t0=$(now); "$build/bench/simdjson_baseline" "$file" >/dev/null; t1=$(now)
-  base+=("$(echo "$t1 - $t0" | bc -l)")
-  t0=$(now); "$build/guardwatch" replay --input "$file" --report none 2>/dev/null; t1=$(now)
-  gw+=("$(echo "$t1 - $t0" | bc -l)")
+  read -r r u s < <(timed "$build/bench/simdjson_baseline" "$file")
+  base+=("$r"); base_cpu+=("$(echo "$u + $s" | bc -l)")
+  read -r r u s < <(timed "$build/guardwatch" replay --input "$file" --report none)
+  gw+=("$r"); gw_cpu+=("$(echo "$u + $s" | bc -l)")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 b=$(median "${base[@]}"); g=$(median "${gw[@]}")
+bc_=$(median "${base_cpu[@]}"); gc=$(median "${gw_cpu[@]}")
 printf 'file: %s (%d records, %.0f MiB, mean %.0f bytes/record)\n' "$file" 1000000 "$(echo "$bytes/1048576" | bc -l)" "$(echo "$bytes/1000000" | bc -l)"
-printf 'simdjson-only baseline: %.3f s  %.0f records/s\n' "$b" "$(echo "1000000/$b" | bc -l)"
-printf 'guardwatch replay:      %.3f s  %.0f records/s\n' "$g" "$(echo "1000000/$g" | bc -l)"
+printf 'simdjson-only baseline: %.3f s  %.0f records/s  (CPU %.2f s)\n' "$b" "$(echo "1000000/$b" | bc -l)" "$bc_"
+printf 'guardwatch replay:      %.3f s  %.0f records/s  (CPU %.2f s on %d cores: %.2f us per record)\n' "$g" "$(echo "1000000/$g" | bc -l)" "$gc" "$(nproc)" "$gc"
 printf 'ratio guardwatch/baseline: %.2f (target >= 0.70)\n' "$(echo "$b/$g" | bc -l)"
