@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 #include "guardwatch/engine.hpp"
@@ -211,6 +213,40 @@ TEST_CASE("lexicon: the compiled-pattern cache is reused only for identical patt
   CHECK(Matcher::resolve_cache_dir("off").empty());
   CHECK(Matcher::resolve_cache_dir("/x/y") == "/x/y");
   fs::remove_all(dir);
+}
+
+TEST_CASE("lexicon: matches do not depend on where the text lies in memory") {
+  // Vectorscan 5.4.9 (Debian 12) misses matches of some databases at some buffer alignments:
+  // a database holding only `\[[1-9]\]` finds "[2]" in a 1.5 KB text at 59 of 64 start
+  // offsets. The shipped lexicons compile into one database that shows no such misses; this
+  // keeps it that way when patterns change (texts as they lie anywhere in a batch's buffers).
+  const std::vector<std::string> texts = {
+      "I'm sorry, but I can't help with that. Please see https://example.org/policy for details.",
+      std::string(700, 'a') + " As reported in [2], the rate fell; see also [3, 4] and [^5].",
+      "Es tut mir leid, aber ich kann Ihnen dabei nicht helfen. Quellen: Müller (2020).",
+      "申し訳ありませんが、その件についてはお答えできません。参考文献：[1]",
+      "Lo siento, pero no puedo ayudarte con eso. Fuentes: doi:10.1000/182 and www.example.com/x",
+      "```\nI can't help with that\n```\nSure: [link](https://example.org/a) and [7].",
+      std::string(1500, ' ') + "Sources: [12] www.example.net"};
+  std::vector<char> buf(8192);
+  for (const auto& t : texts) {
+    CAPTURE(t.substr(0, 80));
+    std::vector<uint32_t> want;
+    lex().m->scan(t, want);
+    std::sort(want.begin(), want.end());
+    REQUIRE_FALSE(want.empty());
+    // 64-byte-aligned base, then every start offset within a cache line and a 4 KiB page edge.
+    char* base = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+    for (size_t off : {0, 1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 47, 54, 55, 56, 57, 58, 59, 63}) {
+      std::memset(base, 'x', 4096);
+      std::memcpy(base + off, t.data(), t.size());
+      std::vector<uint32_t> got;
+      lex().m->scan(std::string_view(base + off, t.size()), got);
+      std::sort(got.begin(), got.end());
+      CAPTURE(off);
+      CHECK(got == want);
+    }
+  }
 }
 
 TEST_CASE("text: utf8 length and word count") {
