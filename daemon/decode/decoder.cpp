@@ -188,6 +188,22 @@ struct Decoder::Impl {
     return true;
   }
 
+  // The key as it stands in the document when it has no escapes (the usual case): no copy into
+  // simdjson's string buffer. Otherwise the unescaped key. stage 1 has validated the quotes
+  // and UTF-8, so the closing quote is there.
+  static simdjson::error_code key_of(simdjson::simdjson_result<simdjson::ondemand::field>& field, std::string_view& key) {
+    simdjson::ondemand::raw_json_string raw;
+    if (auto err = field.key().get(raw)) return err;
+    const char* b = raw.raw();
+    const char* e = b;
+    while (*e != '"' && *e != '\\') ++e;
+    if (*e == '"') {
+      key = std::string_view(b, size_t(e - b));
+      return simdjson::SUCCESS;
+    }
+    return field.unescaped_key().get(key);
+  }
+
   bool fail(DecodeResult& res, Outcome o, std::string detail) {
     res.outcome = o;
     res.detail = std::move(detail);
@@ -225,7 +241,7 @@ struct Decoder::Impl {
   bool walk_object(simdjson::ondemand::object& obj, const Node& n, Record& r, DecodeResult& res, int depth) {
     for (auto field : obj) {
       std::string_view key;
-      auto err = field.unescaped_key().get(key);
+      auto err = key_of(field, key);
       if (err) return fail(res, err == simdjson::UTF8_ERROR ? Outcome::kInvalidUtf8 : Outcome::kInvalidJson, "bad key");
       auto* c = n.find(key);
       if (!c) continue;
@@ -255,7 +271,7 @@ struct Decoder::Impl {
     // Iterating with error checks: a syntax error anywhere we walk surfaces here.
     for (auto field : obj) {
       std::string_view key;
-      err = field.unescaped_key().get(key);
+      err = key_of(field, key);
       if (err) {
         fail(res, err == simdjson::UTF8_ERROR ? Outcome::kInvalidUtf8 : Outcome::kInvalidJson, simdjson::error_message(err));
         return res;

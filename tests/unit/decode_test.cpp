@@ -121,6 +121,24 @@ TEST_CASE("decode: in-place parsing of padded input gives what the copying path 
   }
 }
 
+TEST_CASE("decode: escaped keys are unescaped before lookup; plain keys are read in place") {
+  Config cfg = gwtest::config("input: {dimensions: {tier: /meta/tier}}");
+  FieldSet fs(cfg);
+  Decoder d(fs, cfg.max_record_bytes);
+  Record r;
+  REQUIRE(d.decode(R"({"ts":1795672800,"la\u0074ency_ms":42,"model\u005fversion":"v\u0031","meta":{"t\u0069er":"gold"},"x\\y":1,"response":"ok"})", r).outcome ==
+          Outcome::kApplied);
+  CHECK(r[kLatencyMs].num == 42);
+  CHECK(r[kModelVersion].str == "v1");
+  CHECK(r[kResponse].str == "ok");
+  CHECK(r[fs.dimension_ids().at(0)].str == "gold");
+  // A near miss in the raw bytes is no match, and bad keys are still classified.
+  REQUIRE(d.decode(R"({"ts":1795672800,"latency_msx":42,"latency_m":7})", r).outcome == Outcome::kApplied);
+  CHECK_FALSE(r[kLatencyMs].present());
+  CHECK(d.decode(R"({"ts":1795672800,"lat)", r).outcome == Outcome::kInvalidJson);
+  CHECK(d.decode("{\"ts\":1795672800,\"k\\ud800\":1}", r).outcome != Outcome::kApplied);
+}
+
 TEST_CASE("decode: RFC 3339 timestamps") {
   int64_t ms = 0;
   REQUIRE(parse_rfc3339("2026-11-26T06:00:00.123Z", ms));
