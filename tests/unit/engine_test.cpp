@@ -14,6 +14,24 @@ std::string rec(int64_t ts_s, const char* model, const char* response, int laten
   return fmt::format(R"({{"ts":{},"model":"{}","endpoint":"chat","variant":"control","latency_ms":{},"status":"ok","response":"{}"}})",
                      ts_s, model, latency, response);
 }
+// The default scenario's records for `minutes` of event time, with their file positions.
+struct Lines {
+  std::vector<std::string> text;
+  std::vector<std::string_view> views;
+  std::vector<SourcePos> pos;
+  explicit Lines(int minutes) {
+    Scenario sc = default_scenario();
+    sc.duration_ms = int64_t(minutes) * 60 * 1000;
+    Generator g(sc);
+    GeneratedRecord gr;
+    while (g.next(gr)) text.push_back(gr.json);
+  }
+  void index() {  // after any edits of `text`
+    views.assign(text.begin(), text.end());
+    pos.assign(text.size(), SourcePos{});
+    for (size_t i = 0; i < pos.size(); ++i) pos[i].line = int64_t(i + 1);
+  }
+};
 }  // namespace
 
 TEST_SUITE("unit") {
@@ -110,18 +128,14 @@ TEST_CASE("engine: ingest_batch on two threads gives exactly what ingest gives, 
   std::vector<int64_t> order_seq, order_par;
   seq.on_applied([&] { order_seq.push_back(seq.max_event_ms()); });
   par.on_applied([&] { order_par.push_back(par.max_event_ms()); });
-  Scenario sc = default_scenario();
-  sc.duration_ms = 20 * 60 * 1000;
-  Generator g(sc);
-  GeneratedRecord gr;
-  std::vector<std::string> lines;
-  while (g.next(gr)) lines.push_back(gr.json);
+  Lines in(20);
+  auto& lines = in.text;
   // Bad records of every stage mixed in: decoder, timestamp, value and lateness rejections.
   for (size_t i = 0; i < lines.size(); i += 97) lines[i] = i % 2 ? "not json" : R"({"ts":"yesterday","model":"m"})";
   for (size_t i = 50; i < lines.size(); i += 131) lines[i] = rec(1'700'000'000, "late", "x");
-  std::vector<std::string_view> views(lines.begin(), lines.end());
-  std::vector<SourcePos> pos(lines.size());
-  for (size_t i = 0; i < pos.size(); ++i) pos[i].line = int64_t(i + 1);
+  in.index();
+  auto& views = in.views;
+  auto& pos = in.pos;
   for (size_t b = 0; b < views.size(); b += 3000) {
     size_t e = std::min(views.size(), b + 3000);
     std::vector<std::string_view> bv(views.begin() + long(b), views.begin() + long(e));
@@ -139,17 +153,12 @@ TEST_CASE("engine: ingest_batch on two threads gives exactly what ingest gives, 
 }
 
 TEST_CASE("engine: batches submitted ahead are applied in order, also around single records") {
-  Scenario sc = default_scenario();
-  sc.duration_ms = 10 * 60 * 1000;
-  Generator g(sc);
-  GeneratedRecord gr;
-  std::vector<std::string> lines;
-  while (g.next(gr)) lines.push_back(gr.json);
-  for (size_t i = 0; i < lines.size(); i += 89) lines[i] = "{broken";
-  REQUIRE(lines.size() > 5000);
-  std::vector<std::string_view> views(lines.begin(), lines.end());
-  std::vector<SourcePos> pos(lines.size());
-  for (size_t i = 0; i < pos.size(); ++i) pos[i].line = int64_t(i + 1);
+  Lines in(10);
+  for (size_t i = 0; i < in.text.size(); i += 89) in.text[i] = "{broken";
+  REQUIRE(in.text.size() > 5000);
+  in.index();
+  auto& views = in.views;
+  auto& pos = in.pos;
   Config base = gwtest::default_config();
   base.input_threads = 1;
   Engine seq(base);
