@@ -121,7 +121,7 @@ TEST_CASE("decode: in-place parsing of padded input gives what the copying path 
   }
 }
 
-TEST_CASE("decode: escaped keys are unescaped before lookup; plain keys are read in place") {
+TEST_CASE("decode: escaped keys are unescaped before lookup, plain keys are read in place") {
   Config cfg = gwtest::config("input: {dimensions: {tier: /meta/tier}}");
   FieldSet fs(cfg);
   Decoder d(fs, cfg.max_record_bytes);
