@@ -28,7 +28,7 @@ std::string resolve(const std::string& configured, const char* fallback, const C
 }
 }  // namespace
 
-// A record decoded on the helper thread, with what the ordered part needs copied out of the
+// A record prepared on either thread, with what the ordered part needs copied out of the
 // decoder's buffers (slots are reused, so their strings and vectors keep their capacity).
 struct Engine::Prepared {
   Outcome outcome = Outcome::kApplied;

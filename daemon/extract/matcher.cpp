@@ -20,20 +20,15 @@
 namespace gw {
 
 struct Matcher::Impl {
-  // One database per distinct scan limit: a lexicon limited to the first N characters (refusals)
-  // is scanned over those only, the rest over the whole text. Each is compiled once, at start,
-  // and shared read-only by forks (one per thread); scratch space and hits are per fork.
+  // The one database of every pattern (scan limits are match offsets), compiled or loaded once
+  // at start and shared read-only by forks (one per thread); scratch space and hits are per fork.
   struct Db {
-    uint32_t limit = 0;
     hs_database_t* db = nullptr;
-  };
-  struct Dbs {
-    std::vector<Db> list;
-    ~Dbs() {
-      for (auto& d : list) hs_free_database(d.db);
+    ~Db() {
+      if (db) hs_free_database(db);
     }
   };
-  std::shared_ptr<Dbs> dbs = std::make_shared<Dbs>();
+  std::shared_ptr<Db> db = std::make_shared<Db>();
   hs_scratch_t* scratch = nullptr;
   struct GroupOpts {
     uint32_t limit = 0;
@@ -196,7 +191,7 @@ Matcher::Matcher(std::vector<LexiconSpec> lexicons, const std::string& cache_dir
     std::snprintf(name, sizeof name, "/hs-%016llx.db", static_cast<unsigned long long>(fnv1a(key)));
     file = cache_dir + name;
     if (hs_database_t* cached = cache_load(file, key)) {
-      impl_->dbs->list.push_back({0, cached});
+      impl_->db->db = cached;
       if (hs_alloc_scratch(cached, &impl_->scratch) != HS_SUCCESS) throw std::runtime_error("hs_alloc_scratch failed");
       from_cache_ = true;
       return;
@@ -215,7 +210,7 @@ Matcher::Matcher(std::vector<LexiconSpec> lexicons, const std::string& cache_dir
     where.message = "pattern \"" + p.name + "\": " + msg;
     throw MatcherError(where);
   }
-  impl_->dbs->list.push_back({0, db});
+  impl_->db->db = db;
   if (hs_alloc_scratch(db, &impl_->scratch) != HS_SUCCESS) throw std::runtime_error("hs_alloc_scratch failed");
   if (!file.empty()) cache_store(cache_dir, file, key, db);
 }
@@ -227,7 +222,7 @@ Matcher::Matcher() : impl_(std::make_unique<Impl>()) {}
 std::unique_ptr<Matcher> Matcher::fork() const {
   std::unique_ptr<Matcher> m(new Matcher());
   m->patterns_ = patterns_;
-  m->impl_->dbs = impl_->dbs;
+  m->impl_->db = impl_->db;
   m->impl_->pattern_opts = impl_->pattern_opts;
   if (impl_->scratch && hs_clone_scratch(impl_->scratch, &m->impl_->scratch) != HS_SUCCESS)
     throw std::runtime_error("hs_clone_scratch failed");
@@ -235,16 +230,9 @@ std::unique_ptr<Matcher> Matcher::fork() const {
 }
 
 void Matcher::scan(std::string_view text, std::vector<uint32_t>& out) {
-  if (text.empty()) return;
+  if (text.empty() || !impl_->db->db) return;
   impl_->hits.clear();
-  for (auto& d : impl_->dbs->list) {
-    size_t len = text.size();
-    if (d.limit && len > d.limit) {
-      len = d.limit;  // a byte limit, widened to the end of a UTF-8 character
-      while (len < text.size() && (static_cast<unsigned char>(text[len]) & 0xC0) == 0x80) ++len;
-    }
-    hs_scan(d.db, text.data(), unsigned(len), 0, impl_->scratch, on_match, impl_.get());
-  }
+  hs_scan(impl_->db->db, text.data(), unsigned(text.size()), 0, impl_->scratch, on_match, impl_.get());
   if (impl_->hits.empty()) return;
   std::vector<std::pair<size_t, size_t>> code;
   bool code_done = false;
