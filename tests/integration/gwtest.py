@@ -58,7 +58,7 @@ def metric(metrics, name, **labels):
 class Daemon:
     """guardwatch run with a config file; the HTTP port is read from its log."""
 
-    def __init__(self, binary, config_text, extra_args=(), stdin=None):
+    def __init__(self, binary, config_text, extra_args=(), stdin=None, env=None):
         self.dir = tempfile.mkdtemp(prefix="gw-it-")
         self.config = os.path.join(self.dir, "guardwatch.yaml")
         with open(self.config, "w") as f:
@@ -66,7 +66,8 @@ class Daemon:
         self.log_path = os.path.join(self.dir, "daemon.log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([binary, "run", "--config", self.config, "--listen", "127.0.0.1:0", *extra_args],
-                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=stdin)
+                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=stdin,
+                                     env={**os.environ, **env} if env else None)
         self.url = wait_for(self._address, 30, "the daemon's listen address")
 
     def _address(self):
