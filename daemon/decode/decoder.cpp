@@ -134,8 +134,9 @@ struct Decoder::Impl {
     }
   }
 
-  // Returns false (and sets result) on a type error.
-  bool read_leaf(simdjson::ondemand::value& v, const Node& n, Record& r, DecodeResult& res) {
+  // Returns false (and sets result) on a type error. Inlined into the top-level loop: a flat
+  // record's fields are all leaves, and the call per field cost ~140 ns per record (bench/README).
+  [[gnu::always_inline]] inline bool read_leaf(simdjson::ondemand::value& v, const Node& n, Record& r, DecodeResult& res) {
     using simdjson::ondemand::json_type;
     json_type t;
     if (v.type().get(t)) return fail(res, Outcome::kInvalidJson, "unreadable value");
@@ -286,7 +287,8 @@ struct Decoder::Impl {
         // Skipping still has to be valid JSON structure.
         continue;
       }
-      if (!walk(v, nodes[c->second], r, res, 1)) return res;
+      const Node& child = nodes[c->second];
+      if (!(child.fields.empty() ? walk(v, child, r, res, 1) : read_leaf(v, child, r, res))) return res;
     }
     const char* rest = nullptr;
     if (!doc.current_location().get(rest)) fail(res, Outcome::kInvalidJson, "trailing content after the JSON object");
