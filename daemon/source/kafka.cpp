@@ -286,16 +286,19 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
         }
       out.push_back({p->topic(), p->partition(), pos, hi, wend});
     }
-    // A broker that was down answers again: probe it with one cheap request.
+    // A broker that was down answers again: probe it with one cheap request. A metadata request,
+    // not query_watermark_offsets(): in librdkafka before 2.3 that ignores its time-out while the
+    // broker is down (confluentinc/librdkafka#2588) and held this loop, and with it a shutdown,
+    // until the broker came back.
     bool down;
     {
       std::lock_guard g(mu);
       down = !st.broker_up;
     }
-    if (down && !parts.empty()) {
-      int64_t lo, hi;
-      if (consumer->query_watermark_offsets(parts[0]->topic(), parts[0]->partition(), &lo, &hi, 500) == RdKafka::ERR_NO_ERROR)
-        mark_up();
+    if (down) {
+      RdKafka::Metadata* md = nullptr;
+      if (consumer->metadata(false, nullptr, &md, 500) == RdKafka::ERR_NO_ERROR) mark_up();
+      delete md;
     }
     RdKafka::TopicPartition::destroy(parts);
     std::lock_guard g(mu);

@@ -3,6 +3,12 @@
 the broker is stopped for 30 s mid-stream and started again on the same data. The daemon must
 keep serving /metrics with its last state, report not-ready while the broker is gone, reconnect
 by itself, and resume from its position: nothing lost, nothing applied twice.
+
+The daemon runs under a systemd-style watchdog (NOTIFY_SOCKET owned by this test, WATCHDOG_USEC
+4 s): the consume loop must keep turning during the outage, so WATCHDOG=1 keeps coming. It once
+stopped: the loop's probe for the broker's return (query_watermark_offsets) ignores its time-out
+in librdkafka 2.0.2 while the broker is down, and systemd (WatchdogSec=30s) would have killed
+and restarted every replica 16 s into an outage.
 """
 import os
 import random
@@ -10,6 +16,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import uuid
 
@@ -55,12 +63,34 @@ def readyz(d):
         return getattr(e, "code", 0), e.read().decode() if hasattr(e, "read") else str(e)
 
 
+# A systemd notify socket of our own: WATCHDOG=1 datagrams with their arrival times.
+notify_dir = tempfile.mkdtemp(prefix="gw-outage-sd-")
+notify_path = os.path.join(notify_dir, "notify.sock")
+notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+notify.bind(notify_path)
+notify.settimeout(0.2)
+pings = []
+listening = True
+
+
+def listen():
+    while listening:
+        try:
+            if "WATCHDOG=1" in notify.recv(4096).decode().splitlines():
+                pings.append(time.time())
+        except socket.timeout:
+            pass
+
+
+threading.Thread(target=listen, daemon=True).start()
+WATCHDOG_S = 4
+
 config = kafka_config(topic, brokers, {"reconnect.backoff.max.ms": 2000}, {"allowed_lateness": "50m", "max_future": "1h"})
 N1, N2 = 2000, 1500
 d = None
 try:
     produce(1, N1)
-    d = Daemon(binary, config)
+    d = Daemon(binary, config, env={"NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": str(WATCHDOG_S * 1_000_000)})
     applied = lambda: metric(d.metrics(), "guardwatch_records_total", outcome="applied")[0]  # noqa: E731
     wait_for(lambda: applied() == N1 and d.ready(), 60, f"{N1} records applied and ready")
 
@@ -74,6 +104,11 @@ try:
     print(f"ok: broker down: /readyz {code} {body.strip()}; /metrics still serves {N1} records")
     time.sleep(max(0.0, OUTAGE_S - (time.time() - t0)))
     assert d.proc.poll() is None, "daemon exited during the outage:\n" + d.output()
+    assert metric(d.metrics(), "guardwatch_kafka_broker_up")[0] == 0, "broker reported up while it is still down"
+    during = [t0] + [t for t in pings if t > t0] + [time.time()]
+    gap = max(b - a for a, b in zip(during, during[1:]))
+    assert gap < WATCHDOG_S, f"watchdog pings stopped for {gap:.1f} s during the outage (WatchdogSec {WATCHDOG_S} s)"
+    print(f"ok: {len(during) - 2} watchdog pings during the {time.time() - t0:.0f} s outage, largest gap {gap:.1f} s")
 
     subprocess.run([kafka, "up"], env=env, check=True, capture_output=True)
     print(f"broker back after {time.time() - t0:.0f} s")
@@ -93,3 +128,5 @@ finally:
         assert rc == 0, f"daemon exit code {rc}\n{d.output()}"
     subprocess.run([kafka, "stop"], env=env)
     shutil.rmtree(state, ignore_errors=True)
+    listening = False
+    shutil.rmtree(notify_dir, ignore_errors=True)
