@@ -8,10 +8,10 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <thread>
 #include <deque>
 #include <functional>
 #include <stdexcept>
+#include <thread>
 #include <unordered_map>
 
 #include "guardwatch/config.hpp"
@@ -184,8 +184,9 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
     for (auto* p : parts) names += (names.empty() ? "" : ",") + p->topic() + "/" + std::to_string(p->partition());
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       log::info("kafka: assigned {} ({})", names, cooperative ? "cooperative" : "eager");
-      // Not while shutting down: nothing will be read, and the offset lookup never returns when
-      // this callback runs inside close() (librdkafka 2.0.2 answers no OffsetFetch then).
+      // Not while shutting down: nothing will be read, and when this callback runs inside close()
+      // the committed-offset lookup did not return within the 10 s shutdown deadline (librdkafka
+      // 2.0.2; tests/integration/kafka_rolling_stop.py).
       if (!closing) plan_rewind(c, parts);
       if (cooperative) {
         if (auto e = c->incremental_assign(parts)) log::error("kafka: incremental_assign: {}", e->str());
@@ -239,7 +240,7 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
       if (empty) return;
       std::unique_ptr<RdKafka::Message> m(c->consume(50));
     }
-    log::warn("kafka: partitions still assigned 5s after leaving the group; closing anyway");
+    log::warn("kafka: partitions still assigned 5 s after leaving the group; closing anyway");
   }
 
   void event_cb(RdKafka::Event& e) override {

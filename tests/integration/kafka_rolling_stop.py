@@ -6,7 +6,7 @@ running, so the next replica is often told about its new partitions while it shu
 
 Regression test for a hang seen in CI: such an assignment reached the rebalance callback inside
 librdkafka's close(), the callback looked up committed offsets for the warm-up, and that lookup
-never returns there; the process ran into its 10 s shutdown deadline and exited 1.
+did not return there; the process ran into its 10 s shutdown deadline and exited 1.
 GUARDWATCH_TEST_CLOSE_DELAY_MS widens the gap between the consume loop and close() so that the
 race is hit in most rounds (without the fix, 5 of 8 stops hung here).
 
