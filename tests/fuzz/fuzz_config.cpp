@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "guardwatch/config.hpp"
@@ -17,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto r = gw::config_from_yaml(text, "fuzz.yaml");
   gw::Scenario sc;
   (void)gw::scenario_from_yaml(text, "fuzz.yaml", sc);
-  static std::string path = "/tmp/guardwatch-fuzz-rules-" + std::to_string(getpid()) + ".yaml";
+  static std::string path = (std::filesystem::temp_directory_path() / ("guardwatch-fuzz-rules-" + std::to_string(getpid()) + ".yaml")).string();
   if (FILE* f = std::fopen(path.c_str(), "wb")) {
     std::fwrite(text.data(), 1, text.size(), f);
     std::fclose(f);

@@ -7,13 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Alertmanager, Daemon, free_port, metric, run, wait_for  # noqa: E402
+from gwtest import Alertmanager, Daemon, free_port, metric, run, scratch_dir, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
-work = tempfile.mkdtemp(prefix="gw-deliver-")
+work = scratch_dir("gw-deliver-")
 scenario = os.path.join(work, "scenario.yaml")
 with open(scenario, "w") as f:
     f.write("""seed: 77

@@ -5,14 +5,13 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, http_get, metric, run, wait_for  # noqa: E402
+from gwtest import Daemon, http_get, metric, run, scratch_dir, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
-work = tempfile.mkdtemp(prefix="gw-reload-")
+work = scratch_dir("gw-reload-")
 data = os.path.join(work, "in.jsonl")
 run([binary, "generate", "--duration", "30m", "-o", data])
 custom = os.path.join(work, "extra.yaml")

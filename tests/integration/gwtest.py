@@ -1,6 +1,8 @@
 """Helpers for integration tests: start the daemon and real peers on loopback, scrape, wait."""
+import atexit
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -8,6 +10,16 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+
+def scratch_dir(prefix):
+    """A temporary directory removed when the test exits (also after a failed assertion), so
+    repeated runs do not fill the disk: several tests write inputs of 200-400 MB. Set
+    GW_KEEP_TEST_DIRS=1 to keep them for a post-mortem."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    if not os.environ.get("GW_KEEP_TEST_DIRS"):
+        atexit.register(shutil.rmtree, d, True)
+    return d
 
 
 def free_port():
@@ -59,7 +71,7 @@ class Daemon:
     """guardwatch run with a config file; the HTTP port is read from its log."""
 
     def __init__(self, binary, config_text, extra_args=(), stdin=None, env=None):
-        self.dir = tempfile.mkdtemp(prefix="gw-it-")
+        self.dir = scratch_dir("gw-it-")
         self.config = os.path.join(self.dir, "guardwatch.yaml")
         with open(self.config, "w") as f:
             f.write(config_text)
@@ -107,7 +119,7 @@ class Daemon:
 
 class Prometheus:
     def __init__(self, targets, scrape_interval="1s"):
-        self.dir = tempfile.mkdtemp(prefix="gw-prom-")
+        self.dir = scratch_dir("gw-prom-")
         self.port = free_port()
         cfg = os.path.join(self.dir, "prometheus.yml")
         with open(cfg, "w") as f:
@@ -159,7 +171,7 @@ class Alertmanager:
     """A real Alertmanager (Debian's prometheus-alertmanager) on loopback, clustering off."""
 
     def __init__(self, port=None):
-        self.dir = tempfile.mkdtemp(prefix="gw-am-")
+        self.dir = scratch_dir("gw-am-")
         self.port = port or free_port()
         self.cfg = os.path.join(self.dir, "alertmanager.yml")
         with open(self.cfg, "w") as f:

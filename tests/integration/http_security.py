@@ -6,19 +6,18 @@ import base64
 import os
 import socket
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, run, wait_for  # noqa: E402
+from gwtest import Daemon, run, scratch_dir, wait_for  # noqa: E402
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import crypt
 binary = sys.argv[1]
-work = tempfile.mkdtemp(prefix="gw-web-")
+work = scratch_dir("gw-web-")
 data = os.path.join(work, "in.jsonl")
 run([binary, "generate", "--count", "500", "-o", data])
 pw = "s3cret-pass"

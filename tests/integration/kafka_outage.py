@@ -16,13 +16,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, http_get, kafka_config, metric, run, wait_for  # noqa: E402
+from gwtest import Daemon, http_get, kafka_config, metric, run, scratch_dir, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
 OUTAGE_S = float(os.environ.get("GW_OUTAGE_SECONDS", "30"))
@@ -64,7 +63,7 @@ def readyz(d):
 
 
 # A systemd notify socket of our own: WATCHDOG=1 datagrams with their arrival times.
-notify_dir = tempfile.mkdtemp(prefix="gw-outage-sd-")
+notify_dir = scratch_dir("gw-outage-sd-")
 notify_path = os.path.join(notify_dir, "notify.sock")
 notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 notify.bind(notify_path)

@@ -18,13 +18,12 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, Prometheus, kafka_config, metric, run, wait_for  # noqa: E402
+from gwtest import Daemon, Prometheus, kafka_config, metric, run, scratch_dir, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
 brokers = run([os.path.join(root, "scripts/kafka"), "start"]).strip().splitlines()[-1]
 topic = "it-" + uuid.uuid4().hex[:8]
-work = os.path.join(os.environ.get("TMPDIR", "/tmp"), topic)
-os.makedirs(work)
+work = scratch_dir(topic + "-")
 N1, N2 = 3000, 1200
 # One start time for both copies of the records, so file and topic hold identical records.
 start_ms = int(time.time() * 1000) - 8 * 60 * 1000

@@ -9,8 +9,11 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(__file__))
+from gwtest import scratch_dir  # noqa: E402
+
 binary, root = sys.argv[1], sys.argv[2]
-corpus = tempfile.mkdtemp(prefix="gw-corpus-")
+corpus = scratch_dir("gw-corpus-")
 subprocess.run([sys.executable, os.path.join(root, "tests/malformed/make_corpus.py"), corpus], check=True)
 expected = json.load(open(os.path.join(corpus, "expected.json")))
 for name, want in expected.items():

@@ -4,13 +4,12 @@ HTTP, passes `promtool check metrics` with no complaint, and /healthz and /ready
 import os
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, http_get, metric, parse_metrics, run, wait_for  # noqa: E402
+from gwtest import Daemon, http_get, metric, parse_metrics, run, scratch_dir, wait_for  # noqa: E402
 
 binary = sys.argv[1]
-d_tmp = tempfile.mkdtemp(prefix="gw-promtool-")
+d_tmp = scratch_dir("gw-promtool-")
 path = os.path.join(d_tmp, "in.jsonl")
 run([binary, "generate", "--count", "5000", "-o", path])
 with open(path, "a") as f:  # malformed lines are counted, not fatal

@@ -8,13 +8,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, http_get, metric, run, wait_for  # noqa: E402
+from gwtest import Daemon, http_get, metric, run, scratch_dir, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
-work = tempfile.mkdtemp(prefix="gw-rules-")
+work = scratch_dir("gw-rules-")
 rules_dir = os.path.join(work, "rules")
 os.makedirs(rules_dir)
 rule_file = os.path.join(rules_dir, "guardrails.yaml")

@@ -7,14 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import run  # noqa: E402
+from gwtest import run, scratch_dir  # noqa: E402
 
 binary = sys.argv[1]
-work = tempfile.mkdtemp(prefix="gw-sd-")
+work = scratch_dir("gw-sd-")
 data = os.path.join(work, "in.jsonl")
 run([binary, "generate", "--count", "2000", "-o", data])
 

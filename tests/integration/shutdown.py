@@ -9,16 +9,15 @@ import os
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, http_get, run, wait_for  # noqa: E402
+from gwtest import Daemon, http_get, run, scratch_dir, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
 part = sys.argv[3] if len(sys.argv) > 3 else "all"  # alertmanager | kafka (CTest runs them apart: kafka is not run under TSan)
-work = tempfile.mkdtemp(prefix="gw-shutdown-")
+work = scratch_dir("gw-shutdown-")
 
 # A peer that accepts connections and never answers.
 hole = socket.socket()
