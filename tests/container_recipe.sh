@@ -27,6 +27,8 @@ grep -q "runAsUser: $uid$" "$src/helm/guardwatch/values.yaml" || { echo "FAIL: i
 chmod 644 "$work/in.jsonl"
 as_user=()
 if [ "$(id -u)" = 0 ]; then as_user=(setpriv --reuid="$uid" --regid="$uid" --clear-groups); fi
-env -u GUARDWATCH_DATA_DIR "${as_user[@]}" "$work/out/usr/bin/guardwatch" replay --input "$work/in.jsonl" --report json > "$work/report.json" 2>/dev/null
+env -u GUARDWATCH_DATA_DIR "${as_user[@]}" "$work/out/usr/bin/guardwatch" replay --input "$work/in.jsonl" --report json \
+    > "$work/report.json" 2> "$work/replay.err" \
+  || { echo "FAIL: the installed binary, as uid $uid, could not replay:"; cat "$work/replay.err"; exit 1; }
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["records"]["applied"] == 2000, r["records"]' "$work/report.json"
 echo "ok: the installed binary runs as uid $uid and replays 2000 records with its installed data"
