@@ -21,21 +21,31 @@ else
   echo "$topic" > "$marker"
 fi
 cfg=$(mktemp --suffix=.yaml)
-now() { date +%s.%N; }
+# The broker shares the two cores: its CPU seconds during each run are printed next to the
+# client's, so the numbers show how much of the machine each side leaves to the other.
+broker_pid=$(cat "${GW_KAFKA_DIR:-/tmp/guardwatch-kafka}/pid")
+tick=$(getconf CLK_TCK)
+broker_cpu() { awk -v t="$tick" '{printf "%.3f", ($14 + $15) / t}' "/proc/$broker_pid/stat"; }
+TIMEFORMAT='%R %U %S'
+timed() { { time "$@" >/dev/null 2>&1; } 2>&1; }
 # Alternating runs, median of each: the broker, librdkafka's fetcher and the machine's neighbours
 # make single runs vary by +-30% here.
-declare -a ks gs
+declare -a ks gs kc gc kb gb
 for i in $(seq 1 "$runs"); do
-  t0=$(now); kcat -C -b "$brokers" -t "$topic" -o beginning -e -q > /dev/null; t1=$(now)
-  ks+=("$(echo "$t1 - $t0" | bc -l)")
+  b0=$(broker_cpu)
+  read -r r u s < <(timed kcat -C -b "$brokers" -t "$topic" -o beginning -e -q)
+  ks+=("$r"); kc+=("$(echo "$u + $s" | bc -l)"); kb+=("$(echo "$(broker_cpu) - $b0" | bc -l)")
   printf 'kafka:\n  topics: [%s]\n  properties: {bootstrap.servers: "%s", group.id: bench-%s}\nwindows: {allowed_lateness: 30d}\n' "$topic" "$brokers" "$RANDOM$RANDOM" > "$cfg"
-  t0=$(now); "$build/guardwatch" run --config "$cfg" --listen 127.0.0.1:0 --stop-after "$n" 2>/dev/null; t1=$(now)
-  gs+=("$(echo "$t1 - $t0" | bc -l)")
+  b0=$(broker_cpu)
+  read -r r u s < <(timed "$build/guardwatch" run --config "$cfg" --listen 127.0.0.1:0 --stop-after "$n")
+  gs+=("$r"); gc+=("$(echo "$u + $s" | bc -l)"); gb+=("$(echo "$(broker_cpu) - $b0" | bc -l)")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 k=$(median "${ks[@]}"); g=$(median "${gs[@]}")
 printf 'runs: kcat %s s; guardwatch %s s\n' "$(printf '%.2f ' "${ks[@]}")" "$(printf '%.2f ' "${gs[@]}")"
-printf 'kcat -C -e:       %.3f s  %.0f records/s (median of %d)\n' "$k" "$(echo "$n/$k" | bc -l)" "$runs"
-printf 'guardwatch run:   %.3f s  %.0f records/s (median of %d)\n' "$g" "$(echo "$n/$g" | bc -l)" "$runs"
+printf 'kcat -C -e:       %.3f s  %.0f records/s (median of %d; CPU: kcat %.2f s, broker %.2f s)\n' \
+  "$k" "$(echo "$n/$k" | bc -l)" "$runs" "$(median "${kc[@]}")" "$(median "${kb[@]}")"
+printf 'guardwatch run:   %.3f s  %.0f records/s (median of %d; CPU: guardwatch %.2f s, broker %.2f s)\n' \
+  "$g" "$(echo "$n/$g" | bc -l)" "$runs" "$(median "${gc[@]}")" "$(median "${gb[@]}")"
 printf 'ratio guardwatch/kcat: %.2f (target >= 0.80)\n' "$(echo "$k/$g" | bc -l)"
 rm -f "$cfg"
