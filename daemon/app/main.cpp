@@ -467,7 +467,6 @@ int cmd_run(const Common& c) {
       std::_Exit(1);
     }).detach();
     stop = true;
-    source->wake();
     server->stop();
     timer.cancel();
     sd_timer.cancel();
@@ -483,7 +482,6 @@ int cmd_run(const Common& c) {
           log::info("read {} records (--stop-after): stopping", eng.records_seen());
           systemd::stopping();
           stop = true;
-          source->wake();
           boost::asio::post(io, [&] {
             server->stop();
             timer.cancel();
@@ -502,7 +500,6 @@ int cmd_run(const Common& c) {
   std::thread http_thread([&] { io.run(); });
   http_thread.join();
   stop = true;
-  source->wake();
   worker.join();
   // Deliver what is queued (resolved alerts above all) before exiting, within the deadline.
   if (notifier->enabled()) {

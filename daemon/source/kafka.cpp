@@ -24,15 +24,6 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   const Config& cfg;
   Engine* engine = nullptr;  // set while run() runs, for per-partition bookkeeping on revoke
   std::unique_ptr<RdKafka::KafkaConsumer> consumer;
-  // The consumer's queue, for wake(): rd_kafka_queue_yield may be called from any thread. Taken
-  // and released under wake_mu, so a wake() racing the end of run() finds it or nullptr.
-  std::mutex wake_mu;
-  rd_kafka_queue_t* wake_q = nullptr;
-  void drop_wake_queue() {
-    std::lock_guard g(wake_mu);
-    if (wake_q) rd_kafka_queue_destroy(wake_q);
-    wake_q = nullptr;
-  }
   mutable std::mutex mu;
   KafkaStats st;
   // Highest applied offset + 1 per partition, not yet stored.
@@ -247,9 +238,7 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
       bool empty = c->assignment(parts) == RdKafka::ERR_NO_ERROR && parts.empty();
       RdKafka::TopicPartition::destroy(parts);
       if (empty) return;
-      // Short polls: a poll that serves the revoke still waits out its time-out (it returns
-      // early only for a message), and the assignment is checked between polls.
-      std::unique_ptr<RdKafka::Message> m(c->consume(10));
+      std::unique_ptr<RdKafka::Message> m(c->consume(50));
     }
     log::warn("kafka: partitions still assigned 5 s after leaving the group; closing anyway");
   }
@@ -352,18 +341,10 @@ KafkaSource::KafkaSource(const Config& cfg) : impl_(std::make_unique<Impl>(cfg))
   if (cfg.kafka_topics.empty()) throw std::runtime_error("kafka.topics is empty");
   if (auto e = impl_->consumer->subscribe(cfg.kafka_topics); e != RdKafka::ERR_NO_ERROR)
     throw std::runtime_error("kafka: subscribe: " + RdKafka::err2str(e));
-  impl_->wake_q = rd_kafka_queue_get_consumer(impl_->consumer->c_ptr());
 }
 
 KafkaSource::~KafkaSource() {
-  impl_->drop_wake_queue();
   if (impl_->consumer) impl_->consumer->close();
-}
-
-// Without it a stop waited for the consume loop's poll to time out (up to 100 ms when idle).
-void KafkaSource::wake() {
-  std::lock_guard g(impl_->wake_mu);
-  if (impl_->wake_q) rd_kafka_queue_yield(impl_->wake_q);
 }
 
 std::string KafkaSource::describe() const {
@@ -509,7 +490,6 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
   if (const char* d = std::getenv("GUARDWATCH_TEST_CLOSE_DELAY_MS"))
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(d)));
   im.leave_group();
-  im.drop_wake_queue();
   c->close();
   im.consumer.reset();
   return true;

@@ -20,9 +20,6 @@ class Source {
   // Reads until the input ends or `stop` becomes true. Returns false on a fatal error.
   virtual bool run(Engine& engine, const std::atomic<bool>& stop) = 0;
   virtual std::string describe() const = 0;
-  // Called from another thread once `stop` is true: cuts short a wait for input, so shutdown
-  // does not wait out a poll time-out. Safe before, during and after run().
-  virtual void wake() {}
 };
 
 // A JSONL file, or "-" for stdin. Lines are decoded in order; event time comes from the records.
@@ -55,7 +52,6 @@ class KafkaSource : public Source {
   ~KafkaSource() override;
   bool run(Engine& engine, const std::atomic<bool>& stop) override;
   std::string describe() const override;
-  void wake() override;
   KafkaStats stats() const;
   // On an assignment each partition that has a committed offset is read again from the first
   // record at or after now - rewind_ms (Kafka timestamps), so its windows are whole before rules
