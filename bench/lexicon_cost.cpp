@@ -2,7 +2,7 @@
 // rules/lexicon/*.yaml and for anyone chasing the replay's pattern-scan time.
 //   lexicon_cost FILE [RESPONSES=20000] [--each]
 // Decodes up to RESPONSES responses of FILE (JSONL, flat preset) into memory, then times the
-// shipped matcher (every lexicon in one database, as guardwatch builds it), each lexicon alone,
+// default lexicons (rules/lexicon/, every one in one database, as guardwatch builds it), each lexicon alone,
 // and with --each the matcher without one pattern at a time. Rounds alternate the variants;
 // each line is the median of 5 rounds in ns per response, on one thread, texts in memory.
 #include <algorithm>
@@ -15,6 +15,7 @@
 
 #include "guardwatch/config.hpp"
 #include "guardwatch/decode.hpp"
+#include "guardwatch/engine.hpp"
 #include "guardwatch/extract.hpp"
 #include "guardwatch/metrics.hpp"
 #include "read_lines.hpp"
@@ -30,16 +31,6 @@ struct Variant {
   size_t hits = 0;
 };
 
-std::vector<LexiconSpec> shipped(const char* root) {
-  std::vector<LexiconSpec> lex(2);
-  std::vector<ConfigError> errs = load_lexicon(std::string(root) + "/rules/lexicon/refusal.yaml", kRefusal, lex[0]);
-  auto e2 = load_lexicon(std::string(root) + "/rules/lexicon/citation.yaml", kCitation, lex[1]);
-  errs.insert(errs.end(), e2.begin(), e2.end());
-  for (auto& e : errs) std::fprintf(stderr, "%s:%d: %s: %s\n", e.file.c_str(), int(e.line), e.key.c_str(), e.message.c_str());
-  if (!errs.empty()) std::exit(1);
-  return lex;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,7 +44,6 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--each") == 0) each = true;
     else limit = size_t(std::max(1L, std::atol(argv[i])));
   }
-  const char* root = GW_SOURCE_DIR;
 
   Config cfg;
   FieldSet fields{cfg};
@@ -77,7 +67,10 @@ int main(int argc, char** argv) {
   }
 
   std::vector<Variant> vs;
-  auto lex = shipped(root);
+  std::vector<ConfigError> errors;
+  auto lex = load_lexicons(cfg, errors);  // the configured lexicon files, as guardwatch loads them
+  for (auto& e : errors) std::fprintf(stderr, "%s:%d: %s: %s\n", e.file.c_str(), int(e.line), e.key.c_str(), e.message.c_str());
+  if (lex.empty()) return 1;
   vs.push_back({"every lexicon (as shipped)", std::make_unique<Matcher>(lex)});
   for (size_t l = 0; l < lex.size(); ++l)
     vs.push_back({std::string(l == 0 ? "refusal" : "citation") + " lexicon alone", std::make_unique<Matcher>(std::vector{lex[l]})});

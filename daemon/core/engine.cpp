@@ -85,13 +85,19 @@ struct Engine::Pipeline {
   }
 };
 
-std::unique_ptr<Matcher> build_matcher(const Config& cfg, std::vector<ConfigError>& errors, std::vector<LexiconSpec> extra) {
+std::vector<LexiconSpec> load_lexicons(const Config& cfg, std::vector<ConfigError>& errors) {
   std::vector<LexiconSpec> lex(2);
   auto e1 = load_lexicon(resolve(cfg.refusal_lexicon, "rules/lexicon/refusal.yaml", cfg), kRefusal, lex[0]);
   auto e2 = load_lexicon(resolve(cfg.citation_patterns, "rules/lexicon/citation.yaml", cfg), kCitation, lex[1]);
   errors.insert(errors.end(), e1.begin(), e1.end());
   errors.insert(errors.end(), e2.begin(), e2.end());
-  if (!e1.empty() || !e2.empty()) return nullptr;
+  if (!e1.empty() || !e2.empty()) return {};
+  return lex;
+}
+
+std::unique_ptr<Matcher> build_matcher(const Config& cfg, std::vector<ConfigError>& errors, std::vector<LexiconSpec> extra) {
+  std::vector<LexiconSpec> lex = load_lexicons(cfg, errors);
+  if (lex.empty()) return nullptr;
   for (auto& x : extra) lex.push_back(std::move(x));
   try {
     return std::make_unique<Matcher>(std::move(lex), Matcher::resolve_cache_dir(cfg.pattern_cache));

@@ -119,6 +119,10 @@ class Engine {
   std::function<void()> on_applied_;
 };
 
+// The configured lexicon files (refusal, then citation); empty, with errors naming file, line
+// and key, when one cannot be loaded.
+std::vector<LexiconSpec> load_lexicons(const Config& cfg, std::vector<ConfigError>& errors);
+
 // Builds the matcher from the configured lexicon files; errors name file, line and key.
 std::unique_ptr<Matcher> build_matcher(const Config& cfg, std::vector<ConfigError>& errors,
                                        std::vector<LexiconSpec> extra = {});
