@@ -85,6 +85,11 @@ std::vector<MetricFamily> EngineCollector::Collect() const {
     auto rew = family("kafka_rewinds_total", "Partitions rewound to now - kafka.rewind to rebuild their windows.", MetricType::Counter);
     rew.metric.push_back(counter({}, double(ks.rewinds)));
     out.push_back(std::move(rew));
+    auto wake = family("kafka_fetch_wakeups_total",
+                       "Times the consumer woke librdkafka's fetcher after draining a full prefetch queue (instead of waiting for its 1 s re-check).",
+                       MetricType::Counter);
+    wake.metric.push_back(counter({}, double(ks.fetch_wakeups)));
+    out.push_back(std::move(wake));
     auto up = family("kafka_broker_up", "0 after librdkafka reported all brokers down, until a broker answers again.", MetricType::Gauge);
     up.metric.push_back(gauge({}, ks.broker_up ? 1 : 0));
     out.push_back(std::move(up));

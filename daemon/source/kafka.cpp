@@ -47,6 +47,19 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   static int64_t steady_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
   }
+  // librdkafka 2.0 stops fetching once its prefetch queue holds queued.min.messages or
+  // queued.max.messages.kbytes, and looks at the queue again only at its broker thread's next
+  // one-second tick (2.1 made that wait `fetch.queue.backoff.ms`, default 1 s as well). A
+  // consumer that drains a full queue in less than a second then idles for the rest of it: a
+  // 256 MiB queue of 1.4 KiB records is ~0.4 s of work here, and bench/kafka.sh spent ~0.7 s of
+  // 2.7 in such waits. So once the queue has been near full and has drained to 40% of that, a
+  // request to the broker wakes its thread, which sees the room and fetches at once.
+  struct FetchWake {
+    rd_kafka_queue_t* queue = nullptr;  // the consumer queue all partitions' messages go to
+    double min_msgs = 0, max_bytes = 0;  // the effective prefetch limits
+    uint64_t bytes = 0, msgs = 0;       // consumed so far: the mean message size
+    bool armed = false;
+  } fw;
   bool rebuild = false;  // a revoke emptied every series: re-read the kept partitions too
   bool closing = false;
   std::function<void()> flush;  // applies the messages consumed but not yet applied  // the revoke of close(): this process stops, its windows stay for the read-out
@@ -263,6 +276,27 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
     }
   }
 
+  // Called every 64 messages and on every pause in the input; a queue-length read, one lock.
+  void wake_fetcher_if_drained(RdKafka::KafkaConsumer* c) {
+    if (!fw.queue || fw.msgs == 0) return;
+    // How many messages fill the queue: librdkafka counts payload bytes (and a little more).
+    double full = std::min(fw.min_msgs, fw.max_bytes / (double(fw.bytes) / double(fw.msgs) + 1));
+    double len = double(rd_kafka_queue_length(fw.queue));
+    if (len >= 0.6 * full) {
+      fw.armed = true;
+    } else if (fw.armed && len <= 0.4 * full) {
+      fw.armed = false;
+      // A metadata request for the subscribed topics: small, and it honours its time-out when a
+      // broker is down (query_watermark_offsets does not before librdkafka 2.3, #2588). It goes
+      // to one broker; with several, the others still refill at their next tick.
+      RdKafka::Metadata* md = nullptr;
+      c->metadata(false, nullptr, &md, 200);
+      delete md;
+      std::lock_guard g(mu);
+      ++st.fetch_wakeups;
+    }
+  }
+
   void refresh_lag() {
     std::vector<RdKafka::TopicPartition*> parts;
     if (consumer->assignment(parts) != RdKafka::ERR_NO_ERROR) return;
@@ -327,13 +361,17 @@ KafkaSource::KafkaSource(const Config& cfg) : impl_(std::make_unique<Impl>(cfg))
   set("auto.offset.reset", "earliest");
   set("partition.assignment.strategy", "cooperative-sticky");
   set("statistics.interval.ms", "0");
-  // librdkafka 2.0's default prefetch (64 MiB) holds ~45k records of 1.4 KiB; once it is full the
-  // fetcher backs off for up to a second while the consumer drains it in a fraction of that:
-  // measured 4.3 s -> 1.2 s for 300k records with a 256 MiB prefetch (bench/kafka.sh).
-  set("queued.max.messages.kbytes", "262144");
-  set("queued.min.messages", "1000000");
+  // librdkafka's own prefetch limits (64 MiB, 100k messages) stay: the consume loop wakes the
+  // fetcher when it has drained a full queue (FetchWake), which made 64 MiB as fast as the
+  // 256 MiB guardwatch used to set (bench/kafka.sh: 1.99 s and 2.06 s, medians of 5, peak RSS
+  // 148 MB against 408 MB).
   for (auto& [k, v] : cfg.kafka_properties) set(k, v);
   set("enable.auto.offset.store", "false");
+  {
+    std::string v;
+    if (conf->get("queued.min.messages", v) == RdKafka::Conf::CONF_OK) impl_->fw.min_msgs = std::atof(v.c_str());
+    if (conf->get("queued.max.messages.kbytes", v) == RdKafka::Conf::CONF_OK) impl_->fw.max_bytes = std::atof(v.c_str()) * 1024;
+  }
   if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(impl_.get()), err) != RdKafka::Conf::CONF_OK) throw std::runtime_error(err);
   if (conf->set("event_cb", static_cast<RdKafka::EventCb*>(impl_.get()), err) != RdKafka::Conf::CONF_OK) throw std::runtime_error(err);
   impl_->consumer.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
@@ -433,6 +471,7 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
     }
     cur ^= 1;
   };
+  im.fw.queue = rd_kafka_queue_get_consumer(c->c_ptr());
   while (!stop.load(std::memory_order_relaxed)) {
     bool idle = batches[cur].msgs.empty() && !batches[cur ^ 1].submitted;
     std::unique_ptr<RdKafka::Message> msg(c->consume(idle ? 100 : 0));
@@ -446,6 +485,8 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
         pos.offset = msg->offset();
         pos.warmup = !im.warm.empty() && im.warmup_record(*b.topics.back(), pos.partition, pos.offset);
         b.views.emplace_back(static_cast<const char*>(msg->payload()), msg->len());
+        im.fw.bytes += msg->len();
+        ++im.fw.msgs;
         b.msgs.push_back(std::move(msg));
         if (!im.st.broker_up) im.mark_up();
         if (b.msgs.size() >= kBatch) next_batch();
@@ -467,6 +508,7 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
     // The clock is read every 64 messages (and on every pause): cheap, and often enough for the
     // 200 ms offset store, the 1 s lag refresh and the watchdog's loop age.
     if (++loop_iterations % 64 != 0 && !batches[cur].msgs.empty()) continue;
+    im.wake_fetcher_if_drained(c);
     auto now = clock::now();
     im.loop_steady_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(),
                             std::memory_order_relaxed);
@@ -479,6 +521,8 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
       im.last_lag = now;
     }
   }
+  if (im.fw.queue) rd_kafka_queue_destroy(im.fw.queue);
+  im.fw.queue = nullptr;
   im.flush();
   im.flush = nullptr;
   im.store_pending();

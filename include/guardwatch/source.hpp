@@ -39,6 +39,7 @@ struct KafkaStats {
   uint64_t errors = 0;       // consumer errors (informational, non-fatal)
   uint64_t rebalances = 0;
   uint64_t rewinds = 0;           // partitions rewound to now - rewind on assignment
+  uint64_t fetch_wakeups = 0;     // broker threads woken to refill a drained prefetch queue
   bool assigned = false;
   bool warming = false;           // some partition is still re-reading (rules hold, readyz 503)
   int64_t warmup_remaining = 0;   // records left to re-read over all partitions
