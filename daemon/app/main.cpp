@@ -482,6 +482,7 @@ int cmd_run(const Common& c) {
           log::info("read {} records (--stop-after): stopping", eng.records_seen());
           systemd::stopping();
           stop = true;
+          source->wake();
           boost::asio::post(io, [&] {
             server->stop();
             timer.cancel();

@@ -55,7 +55,7 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   // 2.7 in such waits. So once the queue has been near full and has drained to 40% of that, a
   // request to the broker wakes its thread, which sees the room and fetches at once.
   struct FetchWake {
-    rd_kafka_queue_t* queue = nullptr;  // the consumer queue all partitions' messages go to
+    rd_kafka_queue_t* queue = nullptr;  // the consumer queue all partitions' messages go to (set under mu)
     double min_msgs = 0, max_bytes = 0;  // the effective prefetch limits
     uint64_t bytes = 0, msgs = 0;       // consumed so far: the mean message size
     bool armed = false;
@@ -399,6 +399,11 @@ int64_t KafkaSource::loop_age_ms() const {
   return t < 0 ? -1 : Impl::steady_ms() - t;
 }
 
+void KafkaSource::wake() {
+  std::lock_guard g(impl_->mu);
+  if (impl_->fw.queue) rd_kafka_queue_yield(impl_->fw.queue);  // the waiting consume() returns
+}
+
 KafkaStats KafkaSource::stats() const {
   std::lock_guard g(impl_->mu);
   return impl_->st;
@@ -471,7 +476,10 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
     }
     cur ^= 1;
   };
-  im.fw.queue = rd_kafka_queue_get_consumer(c->c_ptr());
+  {
+    std::lock_guard g(im.mu);
+    im.fw.queue = rd_kafka_queue_get_consumer(c->c_ptr());
+  }
   while (!stop.load(std::memory_order_relaxed)) {
     bool idle = batches[cur].msgs.empty() && !batches[cur ^ 1].submitted;
     std::unique_ptr<RdKafka::Message> msg(c->consume(idle ? 100 : 0));
@@ -521,8 +529,11 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
       im.last_lag = now;
     }
   }
-  if (im.fw.queue) rd_kafka_queue_destroy(im.fw.queue);
-  im.fw.queue = nullptr;
+  {
+    std::lock_guard g(im.mu);
+    if (im.fw.queue) rd_kafka_queue_destroy(im.fw.queue);
+    im.fw.queue = nullptr;
+  }
   im.flush();
   im.flush = nullptr;
   im.store_pending();

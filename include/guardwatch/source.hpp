@@ -20,6 +20,9 @@ class Source {
   // Reads until the input ends or `stop` becomes true. Returns false on a fatal error.
   virtual bool run(Engine& engine, const std::atomic<bool>& stop) = 0;
   virtual std::string describe() const = 0;
+  // After `stop` was set: makes run() see it now rather than when its wait for input times out
+  // (Kafka: up to 100 ms). Used by `run --stop-after`; a signal does not call it (docs/design.md).
+  virtual void wake() {}
 };
 
 // A JSONL file, or "-" for stdin. Lines are decoded in order; event time comes from the records.
@@ -53,6 +56,7 @@ class KafkaSource : public Source {
   ~KafkaSource() override;
   bool run(Engine& engine, const std::atomic<bool>& stop) override;
   std::string describe() const override;
+  void wake() override;
   KafkaStats stats() const;
   // On an assignment each partition that has a committed offset is read again from the first
   // record at or after now - rewind_ms (Kafka timestamps), so its windows are whole before rules

@@ -8,8 +8,12 @@ backlog of ~40 MB and the daemon runs with a 1 MiB prefetch limit, so the queue 
 every fetch: the daemon must wake the fetcher (guardwatch_kafka_fetch_wakeups_total counts it)
 and apply every record exactly once. The time taken is printed, not asserted: without the
 wake-ups each of the ~40 refills would wait for the next tick.
+
+Then `run --stop-after N` (what bench/kafka.sh times) on the same backlog in a fresh group: it
+wakes its own consume loop once N records are read, and must say so and exit 0.
 """
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -39,3 +43,14 @@ try:
     print(f"ok: {N} records applied once each in {took:.1f} s with a 1 MiB prefetch; fetcher woken {wakeups[0]:.0f} times")
 finally:
     d.stop()
+
+with open(os.path.join(os.environ.get("TMPDIR", "/tmp"), topic + "-b.yaml"), "w") as f:
+    f.write(kafka_config(topic, brokers, {"group.id": topic + "-b"}, {"allowed_lateness": "1h"}))
+t0 = time.time()
+r = subprocess.run([binary, "run", "--config", f.name, "--listen", "127.0.0.1:0", "--stop-after", str(N)],
+                   capture_output=True, text=True, timeout=120)
+os.unlink(f.name)
+took = time.time() - t0
+assert r.returncode == 0, r.stderr
+assert f"read {N} records (--stop-after): stopping" in r.stderr, r.stderr
+print(f"ok: run --stop-after {N} read its records and exited 0 after {took:.1f} s")
