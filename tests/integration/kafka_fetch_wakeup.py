@@ -19,7 +19,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, kafka_config, metric, run, wait_for  # noqa: E402
+from gwtest import Daemon, kafka_config, metric, run, scratch_dir, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
 brokers = run([os.path.join(root, "scripts/kafka"), "start"]).strip().splitlines()[-1]
@@ -44,12 +44,12 @@ try:
 finally:
     d.stop()
 
-with open(os.path.join(os.environ.get("TMPDIR", "/tmp"), topic + "-b.yaml"), "w") as f:
+config_b = os.path.join(scratch_dir(topic + "-"), "stop-after.yaml")
+with open(config_b, "w") as f:
     f.write(kafka_config(topic, brokers, {"group.id": topic + "-b"}, {"allowed_lateness": "1h"}))
 t0 = time.time()
-r = subprocess.run([binary, "run", "--config", f.name, "--listen", "127.0.0.1:0", "--stop-after", str(N)],
+r = subprocess.run([binary, "run", "--config", config_b, "--listen", "127.0.0.1:0", "--stop-after", str(N)],
                    capture_output=True, text=True, timeout=120)
-os.unlink(f.name)
 took = time.time() - t0
 assert r.returncode == 0, r.stderr
 assert f"read {N} records (--stop-after): stopping" in r.stderr, r.stderr
