@@ -60,6 +60,7 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
     uint64_t bytes = 0, msgs = 0;       // consumed so far: the mean message size
     bool armed = false;
   } fw;
+  int64_t reset_lookup = 0;  // auto.offset.reset as a ListOffsets time (-2 earliest, -1 latest), 0 for "error"
   bool rebuild = false;  // a revoke emptied every series: re-read the kept partitions too
   bool closing = false;
   std::function<void()> flush;  // applies the messages consumed but not yet applied  // the revoke of close(): this process stops, its windows stay for the read-out
@@ -106,11 +107,17 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
     int64_t span = rewind_ms.load();
     if (span <= 0 || parts.empty()) return;
     std::vector<RdKafka::TopicPartition*> committed, times;
-    for (auto* p : parts) {
-      committed.push_back(RdKafka::TopicPartition::create(p->topic(), p->partition()));
-      times.push_back(RdKafka::TopicPartition::create(p->topic(), p->partition(), wall_now_ms() - span));
-    }
+    for (auto* p : parts) committed.push_back(RdKafka::TopicPartition::create(p->topic(), p->partition()));
     auto e1 = c->committed(committed, 10'000);
+    // One offset lookup for all: a partition with a commit asks for now - span; one without asks
+    // for where auto.offset.reset starts it (ListOffsets' -2 earliest, -1 latest), so it starts at
+    // a concrete offset too. Left to librdkafka, such a partition starts 100 ms after the
+    // assignment, each on its own lookup (bench/README.md, session 6).
+    for (size_t i = 0; i < parts.size(); ++i) {
+      bool fresh = !e1 && !committed[i]->err() && committed[i]->offset() < 0;
+      int64_t at = fresh ? reset_lookup : wall_now_ms() - span;
+      times.push_back(RdKafka::TopicPartition::create(parts[i]->topic(), parts[i]->partition(), at));
+    }
     auto e2 = e1 ? e1 : c->offsetsForTimes(times, 10'000);
     if (e1 || e2) {
       log::warn("kafka: cannot rewind {} partition(s) for warm-up ({}); they start at the committed offsets", parts.size(),
@@ -118,7 +125,11 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
     } else {
       for (size_t i = 0; i < parts.size(); ++i) {
         int64_t C = committed[i]->offset(), T = times[i]->offset();
-        if (committed[i]->err() || times[i]->err() || C < 0) continue;  // no commit: nothing was applied yet
+        if (committed[i]->err() || times[i]->err()) continue;
+        if (C < 0) {  // no commit: nothing was applied yet
+          if (reset_lookup != 0 && T >= 0) parts[i]->set_offset(T);
+          continue;
+        }
         if (T < 0 || T >= C) continue;                                   // nothing recent before the commit
         parts[i]->set_offset(T);
         add_warm(parts[i]->topic(), parts[i]->partition(), C);
@@ -368,6 +379,10 @@ KafkaSource::KafkaSource(const Config& cfg) : impl_(std::make_unique<Impl>(cfg))
   for (auto& [k, v] : cfg.kafka_properties) set(k, v);
   set("enable.auto.offset.store", "false");
   {
+    auto it = cfg.kafka_properties.find("auto.offset.reset");
+    std::string reset = it == cfg.kafka_properties.end() ? "earliest" : it->second;
+    if (reset == "earliest" || reset == "smallest" || reset == "beginning") impl_->reset_lookup = -2;
+    else if (reset == "latest" || reset == "largest" || reset == "end") impl_->reset_lookup = -1;
     std::string v;
     if (conf->get("queued.min.messages", v) == RdKafka::Conf::CONF_OK) impl_->fw.min_msgs = std::atof(v.c_str());
     if (conf->get("queued.max.messages.kbytes", v) == RdKafka::Conf::CONF_OK) impl_->fw.max_bytes = std::atof(v.c_str()) * 1024;
