@@ -552,6 +552,21 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
   im.flush();
   im.flush = nullptr;
   im.store_pending();
+  bool up;
+  {
+    std::lock_guard g(im.mu);
+    up = im.st.broker_up;
+  }
+  if (!up) {
+    // Every broker is unreachable: the final commit and leaving the group would wait for a group
+    // coordinator until the shutdown deadline (exit 1). Destroying the consumer without its
+    // close() ends at once; the group drops this member after session.timeout.ms.
+    log::warn("kafka: no broker reachable at shutdown: offsets of the records applied since the last commit are not "
+              "committed (the partitions' next owner reads them again)");
+    im.closing = true;
+    im.consumer.reset();  // librdkafka's C++ consumer destroys itself with NO_CONSUMER_CLOSE
+    return true;
+  }
   if (auto e = c->commitSync(); e != RdKafka::ERR_NO_ERROR && e != RdKafka::ERR__NO_OFFSET)
     log::warn("kafka: final commit: {}", RdKafka::err2str(e));
   im.closing = true;

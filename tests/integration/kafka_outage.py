@@ -9,6 +9,10 @@ The daemon runs under a systemd-style watchdog (NOTIFY_SOCKET owned by this test
 stopped: the loop's probe for the broker's return (query_watermark_offsets) ignores its time-out
 in librdkafka 2.0.2 while the broker is down, and systemd (WatchdogSec=30s) would have killed
 and restarted every replica 16 s into an outage.
+
+Last, the broker goes down again and the daemon gets SIGTERM while it is down: with no broker to
+commit to or leave the group through, it must exit 0 well inside its 10 s shutdown deadline (it
+used to wait for a group coordinator until the deadline and exit 1).
 """
 import os
 import random
@@ -121,6 +125,17 @@ try:
     assert windows == N1 + N2, f"windows {windows} != {N1 + N2}"
     assert metric(m, "guardwatch_kafka_broker_up")[0] == 1
     print(f"ok: after a {OUTAGE_S:.0f} s outage all {N1 + N2} records applied once, none lost")
+
+    subprocess.run([kafka, "down"], env=env, check=True)
+    wait_for(lambda: readyz(d)[0] == 503, 60, "/readyz to report the second outage")
+    t0 = time.time()
+    rc = d.stop(timeout=30)
+    took = time.time() - t0
+    assert rc == 0, f"SIGTERM during an outage: exit code {rc} after {took:.1f} s\n{d.output()}"
+    assert took < 5, f"SIGTERM during an outage took {took:.1f} s (shutdown deadline 10 s)"
+    assert "no broker reachable at shutdown" in d.output(), d.output()
+    print(f"ok: SIGTERM while the broker is down: exit 0 after {took:.1f} s")
+    d = None
 finally:
     if d:
         rc = d.stop()
