@@ -375,7 +375,7 @@ KafkaSource::KafkaSource(const Config& cfg) : impl_(std::make_unique<Impl>(cfg))
   // librdkafka's own prefetch limits (64 MiB, 100k messages) stay: the consume loop wakes the
   // fetcher when it has drained a full queue (FetchWake), which made 64 MiB as fast as the
   // 256 MiB guardwatch used to set (bench/kafka.sh: 1.99 s and 2.06 s, medians of 5, peak RSS
-  // 148 MB against 408 MB).
+  // 148 MiB against 408 MiB).
   for (auto& [k, v] : cfg.kafka_properties) set(k, v);
   set("enable.auto.offset.store", "false");
   {
