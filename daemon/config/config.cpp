@@ -522,7 +522,7 @@ std::optional<int64_t> parse_duration(std::string_view s) {
     size_t k = j;
     while (k < s.size() && std::isalpha(static_cast<unsigned char>(s[k]))) ++k;
     std::string_view unit = s.substr(j, k - j);
-    int64_t mult;
+    int64_t mult = 0;
     if (unit == "ms") mult = 1;
     else if (unit == "s") mult = 1000;
     else if (unit == "m") mult = 60'000;
@@ -530,7 +530,9 @@ std::optional<int64_t> parse_duration(std::string_view s) {
     else if (unit == "d") mult = 86'400'000;
     else if (unit == "w") mult = 7 * 86'400'000LL;
     else return std::nullopt;
-    total += n * mult;
+    int64_t part = 0;
+    if (__builtin_mul_overflow(n, mult, &part) || __builtin_add_overflow(total, part, &total) || total > kMaxDurationMs)
+      return std::nullopt;
     i = k;
   }
   return total;
@@ -554,7 +556,8 @@ std::string config_reference_markdown() {
       "Generated from the option table in `daemon/config/config.cpp` by `guardwatch config-reference`;\n"
       "a test keeps this file in step with the code. Every key is optional: with no `--config` at all,\n"
       "guardwatch runs on these defaults. Strings may use `${ENV_VAR}` or `${ENV_VAR:-default}`.\n"
-      "Durations are written like `250ms`, `90s`, `5m`, `1h30m`, `1d`.\n\n"
+      "Durations are written like `250ms`, `90s`, `5m`, `1h30m`, `1d` (units ms, s, m, h, d, w; at most\n"
+      "36525d, 100 years).\n\n"
       "| key | type | default | description |\n|---|---|---|---|\n";
   for (auto& o : kOptions) {
     std::string def = o.def;

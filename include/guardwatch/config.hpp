@@ -106,7 +106,11 @@ ConfigResult config_from_yaml(const std::string& text, const std::string& name);
 std::string config_reference_markdown();
 // Expands ${VAR} and ${VAR:-default}; unknown variables without default become errors.
 std::string expand_env(const std::string& in, std::string* missing_var);
-// "90s", "5m", "1h30m", "1d", "250ms" -> milliseconds; nullopt when malformed.
+// The longest duration guardwatch accepts: 36,525 days (100 years). Longer ones mean nothing here
+// and, added to a timestamp or multiplied, would overflow 64-bit milliseconds.
+inline constexpr int64_t kMaxDurationMs = 36'525LL * 86'400'000;
+// "90s", "5m", "1h30m", "1d", "250ms" -> milliseconds; nullopt when malformed or longer than
+// kMaxDurationMs.
 std::optional<int64_t> parse_duration(std::string_view s);
 std::string format_duration(int64_t ms);
 // Where shipped data files (lexicons, rules) live: $GUARDWATCH_DATA_DIR, else the source tree or

@@ -94,6 +94,10 @@ TEST_CASE("durations") {
   CHECK_FALSE(parse_duration("5 minutes"));
   CHECK_FALSE(parse_duration("m"));
   CHECK_FALSE(parse_duration("99999999999999999999999s"));  // no exception, no overflow
+  CHECK_FALSE(parse_duration("999999999999w"));              // 12 digits, but the product overflows
+  CHECK_FALSE(parse_duration("999999999999h"));              // fits in 64 bits, over the cap
+  CHECK(parse_duration("36525d") == kMaxDurationMs);
+  CHECK_FALSE(parse_duration("36525d1ms"));
   CHECK(format_duration(5'400'000) == "1h30m");
 }
 }
