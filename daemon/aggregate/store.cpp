@@ -253,6 +253,20 @@ WindowAgg Store::query(const Series& s, int64_t end_ms, int64_t length_ms, const
   return w;
 }
 
+int64_t Store::first_data_ms(int64_t from) const {
+  int64_t first = std::numeric_limits<int64_t>::max();
+  for (auto& sp : series_)
+    for (size_t t = 0; t < cfg_.tiers.size() && t < sp->tiers.size(); ++t) {
+      int64_t res = cfg_.tiers[t].resolution_ms;
+      for (auto& b : sp->tiers[t]) {
+        if (!b.records || b.epoch == std::numeric_limits<int64_t>::min()) continue;
+        int64_t start = b.epoch * res;
+        if (start + res > from) first = std::min(first, start);
+      }
+    }
+  return first;
+}
+
 void Store::clear_series(Series& s) const {
   for (auto& ring : s.tiers)
     for (auto& b : ring) {

@@ -31,6 +31,19 @@ int64_t Evaluator::next_due_ms() const {
   return m;
 }
 
+uint64_t Evaluator::skip_to(int64_t t) {
+  uint64_t skipped = 0;
+  for (size_t g = 0; g < next_eval_.size(); ++g) {
+    int64_t iv = rules_.groups[g].interval_ms;
+    int64_t boundary = (t / iv + (t % iv != 0)) * iv;
+    if (boundary > next_eval_[g]) {
+      if (next_eval_[g] != std::numeric_limits<int64_t>::min()) skipped += uint64_t((boundary - next_eval_[g]) / iv);
+      next_eval_[g] = boundary;
+    }
+  }
+  return skipped;
+}
+
 void Evaluator::adopt(const Evaluator& old) {
   for (auto& [k, a] : old.alerts_) {
     // Keep alerts whose rule still exists under the same group and name.
@@ -162,6 +175,7 @@ std::string key_of(const LabelMap& m) {
 
 std::vector<AlertEvent> Evaluator::evaluate(int64_t now, bool force_all) {
   std::vector<AlertEvent> events;
+  saw_data_ = false;
   for (size_t gi = 0; gi < rules_.groups.size(); ++gi) {
     const RuleGroup& g = rules_.groups[gi];
     if (!force_all && next_eval_[gi] != std::numeric_limits<int64_t>::min() && now < next_eval_[gi]) continue;
@@ -210,6 +224,7 @@ void Evaluator::evaluate_rule(size_t gi, size_t ri, int64_t now, std::vector<Ale
           sa.series.push_back(&s);
         }
       }
+      if (!groups.empty()) saw_data_ = true;
       // Evidence per group key, then the correction across the keys tested.
       struct Row {
         LabelMap key;

@@ -134,6 +134,11 @@ int64_t RuleRuntime::max_interval_ms() const {
   return m;
 }
 
+uint64_t RuleRuntime::evaluations() const {
+  std::lock_guard g(mu_);
+  return evaluator_ ? evaluator_->evaluations() : 0;
+}
+
 int64_t RuleRuntime::lookback_ms() const {
   std::lock_guard g(mu_);
   int64_t m = 0;
@@ -187,7 +192,35 @@ std::vector<AlertEvent> RuleRuntime::advance(int64_t until) {
     auto ev0 = run_locked(until, true);
     events.insert(events.end(), ev0.begin(), ev0.end());
   }
+  // A gap in event time (a file spanning months with quiet weeks, one record from years ago)
+  // would cost one evaluation per interval across it: ten years at 30 s are 10^7 of them. An
+  // evaluation at t reads buckets in [t - lookback - bucket, t + bucket) (windows plus offsets,
+  // widened to whole buckets of at most the coarsest tier's resolution). When the last evaluation
+  // saw no data and holds no alert, the store is asked for its first bucket after that span;
+  // every evaluation before that bucket comes within reach would see nothing and change nothing,
+  // so the schedule moves past them. Evaluations up to `until` run now against the same store
+  // either way: the outcome is the same (a test compares with skipping off).
+  int64_t reach = -1, bucket = 0;
   for (int64_t due = evaluator_->next_due_ms(); due <= until; due = evaluator_->next_due_ms()) {
+    if (skip_gaps_ && evaluator_->idle()) {
+      if (reach < 0) {
+        reach = 0;
+        for (auto& grp : evaluator_->rules().groups)
+          for (auto& r : grp.rules)
+            reach = std::max({reach, r.current.window_ms + r.current.offset_ms, r.baseline.window_ms + r.baseline.offset_ms});
+        for (auto& t : engine_.config().tiers) bucket = std::max(bucket, t.resolution_ms);
+      }
+      int64_t first;
+      {
+        auto lock = engine_.lock();
+        first = engine_.store().first_data_ms(due - reach - bucket);
+      }
+      int64_t resume = first == std::numeric_limits<int64_t>::max() ? until + 1 : std::min(first - bucket, until + 1);
+      if (resume > due) {
+        skipped_ += evaluator_->skip_to(resume);
+        continue;
+      }
+    }
     auto ev = run_locked(due, false);
     events.insert(events.end(), ev.begin(), ev.end());
   }

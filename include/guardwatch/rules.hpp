@@ -178,7 +178,13 @@ class Evaluator {
   const RuleSet& rules() const { return rules_; }
   const std::vector<std::vector<RuleHealth>>& health() const { return health_; }
   int64_t next_due_ms() const;
+  // Moves every group's next evaluation to its first interval boundary at or after `t_ms` (never
+  // back): evaluations in a stretch where they cannot see data are skipped (RuleRuntime::advance).
+  // Returns how many group evaluations that skipped.
+  uint64_t skip_to(int64_t t_ms);
   uint64_t evaluations() const { return evaluations_; }
+  // The last evaluation saw no data in any window and no alert is pending or firing.
+  bool idle() const { return !saw_data_ && alerts_.empty(); }
   uint64_t failures() const { return failures_; }
 
  private:
@@ -190,6 +196,7 @@ class Evaluator {
   std::map<std::string, Alert> alerts_;  // key: group/rule/labels
   std::vector<std::vector<RuleHealth>> health_;
   uint64_t evaluations_ = 0, failures_ = 0;
+  bool saw_data_ = true;
 };
 
 }  // namespace gw

@@ -115,6 +115,9 @@ class Store {
   const std::vector<std::unique_ptr<Series>>& series() const { return series_; }
   size_t metric_count() const { return metrics_.size(); }
   int64_t retention_ms() const;
+  // The start of the earliest non-empty bucket (any series, any tier) that ends after `from_ms`;
+  // INT64_MAX when there is none. Lets the rule runtime skip evaluations across a gap.
+  int64_t first_data_ms(int64_t from_ms) const;
   // Folded label values, per label name, since start.
   const std::vector<uint64_t>& folded() const { return folded_; }
   uint64_t folded_global() const { return folded_global_; }

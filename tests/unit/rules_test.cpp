@@ -118,6 +118,46 @@ TEST_CASE("rules: a short blip shorter than `for` never fires") {
   for (auto& x : ev) CHECK(x.kind != "firing");  // ...but did not last `for`
 }
 
+TEST_CASE("rules: a gap in event time skips the evaluations that see nothing, with the same alerts") {
+  // 30 minutes with a refusal spike at the end (fires; resolves only once the gap empties the
+  // windows), then a gap, then 30 quiet minutes. Evaluated interval by interval and with the gap
+  // skipped, the alert timelines must be the same.
+  struct Run {
+    std::vector<std::string> timeline;
+    uint64_t evaluations, skipped;
+  };
+  auto run = [](int64_t gap_s, bool skip) {
+    Config cfg = gwtest::default_config();
+    cfg.rule_paths = {write_temp("gap.yaml", kRule)};
+    Engine e(cfg);
+    RuleRuntime rt(e);
+    REQUIRE(rt.load().empty());
+    rt.set_skip_gaps(skip);
+    Run r;
+    rt.on_event([&](const AlertEvent& x) { r.timeline.push_back(x.kind + "@" + std::to_string(x.ts_ms) + " " + x.alert.labels.at("alertname")); });
+    e.on_applied([&] { rt.advance(e.watermark_ms()); });
+    feed(e, T0, 1800, [](int64_t t) { return t < 1200 ? 0.04 : 0.3; });
+    feed(e, T0 + 1800 + gap_s, 1800, [](int64_t) { return 0.04; });
+    rt.advance(e.max_event_ms());
+    r.evaluations = rt.evaluations();
+    r.skipped = rt.skipped_evaluations();
+    return r;
+  };
+  Run stepped = run(3 * 86'400, false), skipped = run(3 * 86'400, true);
+  REQUIRE(stepped.timeline.size() >= 3);
+  CHECK(stepped.timeline[1].rfind("firing@", 0) == 0);
+  CHECK(stepped.timeline.back().rfind("resolved@", 0) == 0);
+  CHECK(skipped.timeline == stepped.timeline);
+  CHECK(stepped.skipped == 0);
+  CHECK(skipped.skipped > 8'000);  // 3 days at 30 s: 8,640 evaluations, all but the gap's edges
+  CHECK(skipped.evaluations + skipped.skipped == stepped.evaluations);
+  // A year-long gap (one evaluation per 30 s would be a million) costs what the data costs.
+  Run year = run(365 * 86'400, true);
+  CHECK(year.timeline == stepped.timeline);  // every event is before the gap ends
+  CHECK(year.evaluations <= skipped.evaluations + 2);
+  CHECK(year.skipped > 1'000'000);
+}
+
 TEST_CASE("rules: a custom metric that is not a mapping is an error, not a crash (fuzzer regression)") {
   std::string bad = write_temp("scalar_metric.yaml", "metrics:\n  - name: ok\n    kind: proportion\n    pattern: 'x'\n  - just a string\ngroups: []\n");
   MetricRegistry reg;
