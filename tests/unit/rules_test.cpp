@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fmt/format.h>
@@ -12,8 +14,18 @@
 using namespace gw;
 
 namespace {
+// One directory per test process (ctest runs test cases in parallel processes), removed at exit.
+struct TempDir {
+  std::filesystem::path path = std::filesystem::temp_directory_path() / ("gw-rules-test-" + std::to_string(::getpid()));
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
 std::string write_temp(const std::string& name, const std::string& text) {
-  auto dir = std::filesystem::temp_directory_path() / "gw-rules-test";
+  static TempDir tmp;
+  const auto& dir = tmp.path;
   std::filesystem::create_directories(dir);
   auto p = (dir / name).string();
   std::ofstream(p) << text;
