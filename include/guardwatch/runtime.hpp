@@ -5,7 +5,6 @@
 #include <prometheus/collectable.h>
 
 #include <functional>
-#include <limits>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
