@@ -135,7 +135,7 @@ class Reader {
     if (!s) return std::nullopt;
     auto d = parse_duration(*s);
     if (!d || *d <= 0) {
-      error(n, key, "expected a positive duration like 90s, 5m, 1h or 1d, got \"" + *s + "\"");
+      error(n, key, "expected a positive duration like 90s, 5m, 1h or 1d (at most 36525d), got \"" + *s + "\"");
       return std::nullopt;
     }
     return d;

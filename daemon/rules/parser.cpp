@@ -77,7 +77,7 @@ struct Ctx {
       return std::nullopt;
     }
     auto d = parse_duration(n.Scalar());
-    if (!d) err(n, key, "expected a duration like 90s, 15m, 2h or 1d, got \"" + n.Scalar() + "\"");
+    if (!d) err(n, key, "expected a duration like 90s, 15m, 2h or 1d (at most 36525d), got \"" + n.Scalar() + "\"");
     return d;
   }
   std::optional<double> number(const YAML::Node& n, const std::string& key, double lo, double hi) {

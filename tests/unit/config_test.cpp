@@ -99,5 +99,11 @@ TEST_CASE("durations") {
   CHECK(parse_duration("36525d") == kMaxDurationMs);
   CHECK_FALSE(parse_duration("36525d1ms"));
   CHECK(format_duration(5'400'000) == "1h30m");
+  // In a config file: an error naming line and key, and the cap (the fuzzer's input).
+  auto r = config_from_yaml("windows: {allowed_lateness: 999999999999w}\n", "f.yaml");
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].key == "windows.allowed_lateness");
+  CHECK(r.errors[0].line == 1);
+  CHECK(r.errors[0].message.find("at most 36525d") != std::string::npos);
 }
 }
