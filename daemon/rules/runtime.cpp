@@ -141,6 +141,10 @@ uint64_t RuleRuntime::evaluations() const {
 
 int64_t RuleRuntime::lookback_ms() const {
   std::lock_guard g(mu_);
+  return lookback_locked();
+}
+
+int64_t RuleRuntime::lookback_locked() const {
   int64_t m = 0;
   if (evaluator_)
     for (auto& grp : evaluator_->rules().groups)
@@ -204,10 +208,7 @@ std::vector<AlertEvent> RuleRuntime::advance(int64_t until) {
   for (int64_t due = evaluator_->next_due_ms(); due <= until; due = evaluator_->next_due_ms()) {
     if (skip_gaps_ && evaluator_->idle()) {
       if (reach < 0) {
-        reach = 0;
-        for (auto& grp : evaluator_->rules().groups)
-          for (auto& r : grp.rules)
-            reach = std::max({reach, r.current.window_ms + r.current.offset_ms, r.baseline.window_ms + r.baseline.offset_ms});
+        reach = lookback_locked();
         for (auto& t : engine_.config().tiers) bucket = std::max(bucket, t.resolution_ms);
       }
       int64_t first;

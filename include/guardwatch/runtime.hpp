@@ -52,6 +52,7 @@ class RuleRuntime {
 
  private:
   std::vector<AlertEvent> run_locked(int64_t t, bool all);
+  int64_t lookback_locked() const;
   Engine& engine_;
   mutable std::mutex mu_;  // guards evaluator_ (evaluation vs. API readers)
   std::unique_ptr<Evaluator> evaluator_;
