@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
   for (auto& e : errors) std::fprintf(stderr, "%s:%d: %s: %s\n", e.file.c_str(), int(e.line), e.key.c_str(), e.message.c_str());
   if (lex.empty()) return 1;
   vs.push_back({"every lexicon (as shipped)", std::make_unique<Matcher>(lex)});
+  vs.push_back({"one database (no lead-byte split)", std::make_unique<Matcher>(lex, "", false)});
   for (size_t l = 0; l < lex.size(); ++l)
     vs.push_back({std::string(l == 0 ? "refusal" : "citation") + " lexicon alone", std::make_unique<Matcher>(std::vector{lex[l]})});
   if (each)

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -29,7 +31,12 @@ struct Matcher::Impl {
     }
   };
   std::shared_ptr<Db> db = std::make_shared<Db>();
-  hs_scratch_t* scratch = nullptr;
+  // Patterns that open with one rare byte (see rare_lead_byte), anchored and matched from each
+  // occurrence of that byte instead of being part of `db`; empty when there are none.
+  std::shared_ptr<Db> lead_db = std::make_shared<Db>();
+  std::string lead_bytes;      // the distinct opening bytes of lead_db's patterns
+  uint32_t lead_width = 0;     // the longest match of lead_db's patterns, in bytes
+  hs_scratch_t* scratch = nullptr;  // sized for both databases
   struct GroupOpts {
     uint32_t limit = 0;
     bool ignore_code = false;
@@ -40,6 +47,7 @@ struct Matcher::Impl {
     unsigned long long end;
   };
   std::vector<Hit> hits;
+  unsigned long long base = 0;  // offset of the scanned buffer in the text
   ~Impl() {
     if (scratch) hs_free_scratch(scratch);
   }
@@ -50,7 +58,7 @@ constexpr unsigned kFlags = HS_FLAG_CASELESS;
 
 int on_match(unsigned int id, unsigned long long, unsigned long long to, unsigned int, void* ctx) {
   auto* impl = static_cast<Matcher::Impl*>(ctx);
-  impl->hits.push_back({id, to});
+  impl->hits.push_back({id, impl->base + to});
   return 0;
 }
 
@@ -77,6 +85,39 @@ void code_ranges(std::string_view t, std::vector<std::pair<size_t, size_t>>& out
     }
   }
 }
+
+// A pattern whose every match starts with one punctuation byte and that gives Vectorscan no
+// longer literal to look for than that byte and a class (`bracket_ref`: `\[` then a group
+// opening with `[1-9]`) pulls its literal matcher onto one- and two-byte fingerprints, which
+// slows the scan of every pattern in the database (bench/README). Such a pattern is matched
+// from each occurrence of its opening byte instead. Returns that byte, or 0: the pattern must
+// open with an escaped punctuation byte followed by a group or class, have no top-level `|`,
+// and be well formed (balanced, so wrapping it in `^(?:...)` cannot change its meaning).
+char rare_lead_byte(const std::string& re) {
+  if (re.size() < 3 || re[0] != '\\' || !std::ispunct(static_cast<unsigned char>(re[1])) || (re[2] != '(' && re[2] != '['))
+    return 0;
+  int depth = 0;
+  for (size_t i = 0; i < re.size(); ++i) {
+    char c = re[i];
+    if (c == '\\') {
+      ++i;
+    } else if (c == '[') {  // a class: `]` right after `[` or `[^` is a member
+      size_t j = i + 1;
+      if (j < re.size() && re[j] == '^') ++j;
+      if (j < re.size() && re[j] == ']') ++j;
+      while (j < re.size() && re[j] != ']') j += re[j] == '\\' ? 2 : 1;
+      if (j >= re.size()) return 0;
+      i = j;
+    } else if (c == '(') {
+      ++depth;
+    } else if (c == ')') {
+      if (--depth < 0) return 0;
+    } else if (c == '|' && depth == 0) {
+      return 0;
+    }
+  }
+  return depth == 0 ? re[1] : 0;
+}
 }  // namespace
 
 std::string Matcher::check_regex(const std::string& regex) {
@@ -93,9 +134,10 @@ std::string Matcher::check_regex(const std::string& regex) {
 
 namespace {
 // The cache file: magic, the key's length and the key (every input of the compile, compared in
-// full on load: no hash collision can hand back the wrong database), then hs_serialize_database
-// output. Written to a temporary name and renamed, so readers never see half a file.
-constexpr std::string_view kCacheMagic = "guardwatch-hs-cache 1\n";
+// full on load: no hash collision can hand back the wrong database), then each database as its
+// length and hs_serialize_database output. Written to a temporary name and renamed, so readers
+// never see half a file.
+constexpr std::string_view kCacheMagic = "guardwatch-hs-cache 2\n";
 
 uint64_t fnv1a(std::string_view s) {
   uint64_t h = 1469598103934665603ull;
@@ -103,37 +145,55 @@ uint64_t fnv1a(std::string_view s) {
   return h;
 }
 
-hs_database_t* cache_load(const std::string& file, const std::string& key) {
+// Fills `dbs` (all of them or none) from the cache file.
+bool cache_load(const std::string& file, const std::string& key, std::vector<hs_database_t*>& dbs) {
   std::ifstream f(file, std::ios::binary);
-  if (!f) return nullptr;
+  if (!f) return false;
   std::string data((std::istreambuf_iterator<char>(f)), {});
-  size_t head = kCacheMagic.size() + 8;
-  if (data.size() < head || data.compare(0, kCacheMagic.size(), kCacheMagic) != 0) return nullptr;
+  size_t pos = kCacheMagic.size() + 8;
+  if (data.size() < pos || data.compare(0, kCacheMagic.size(), kCacheMagic) != 0) return false;
   uint64_t klen = 0;
   std::memcpy(&klen, data.data() + kCacheMagic.size(), 8);
-  if (klen > data.size() - head || data.compare(head, klen, key) != 0) return nullptr;
-  hs_database_t* db = nullptr;
-  if (hs_deserialize_database(data.data() + head + klen, data.size() - head - klen, &db) != HS_SUCCESS) return nullptr;
-  return db;
+  if (klen > data.size() - pos || data.compare(pos, klen, key) != 0) return false;
+  pos += klen;
+  for (auto& db : dbs) {
+    uint64_t len = 0;
+    if (data.size() - pos < 8) break;
+    std::memcpy(&len, data.data() + pos, 8);
+    pos += 8;
+    if (len > data.size() - pos || hs_deserialize_database(data.data() + pos, len, &db) != HS_SUCCESS) break;
+    pos += len;
+  }
+  if (pos == data.size() && std::all_of(dbs.begin(), dbs.end(), [](auto* d) { return d != nullptr; })) return true;
+  for (auto& db : dbs) {
+    if (db) hs_free_database(db);
+    db = nullptr;
+  }
+  return false;
 }
 
-void cache_store(const std::string& dir, const std::string& file, const std::string& key, const hs_database_t* db) {
-  char* bytes = nullptr;
-  size_t len = 0;
-  if (hs_serialize_database(db, &bytes, &len) != HS_SUCCESS) return;
+void cache_store(const std::string& dir, const std::string& file, const std::string& key, const std::vector<hs_database_t*>& dbs) {
+  std::string out(kCacheMagic);
+  uint64_t klen = key.size();
+  out.append(reinterpret_cast<const char*>(&klen), 8);
+  out += key;
+  for (auto* db : dbs) {
+    char* bytes = nullptr;
+    size_t len = 0;
+    if (hs_serialize_database(db, &bytes, &len) != HS_SUCCESS) return;
+    uint64_t l = len;
+    out.append(reinterpret_cast<const char*>(&l), 8);
+    out.append(bytes, len);
+    std::free(bytes);
+  }
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   std::string tmp = file + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    uint64_t klen = key.size();
-    f.write(kCacheMagic.data(), std::streamsize(kCacheMagic.size()));
-    f.write(reinterpret_cast<const char*>(&klen), 8);
-    f.write(key.data(), std::streamsize(key.size()));
-    f.write(bytes, std::streamsize(len));
+    f.write(out.data(), std::streamsize(out.size()));
     if (!f) ec = std::make_error_code(std::errc::io_error);
   }
-  std::free(bytes);
   if (!ec) std::filesystem::rename(tmp, file, ec);
   if (ec) {
     std::filesystem::remove(tmp, ec);
@@ -155,9 +215,8 @@ std::string Matcher::resolve_cache_dir(const std::string& setting) {
   return "";
 }
 
-Matcher::Matcher(std::vector<LexiconSpec> lexicons, const std::string& cache_dir) : impl_(std::make_unique<Impl>()) {
-  std::vector<const char*> exprs;
-  std::vector<unsigned> flags, ids;
+Matcher::Matcher(std::vector<LexiconSpec> lexicons, const std::string& cache_dir, bool split_lead_bytes)
+    : impl_(std::make_unique<Impl>()) {
   for (auto& lex : lexicons)
     for (auto& p : lex.patterns) {
       Pattern q = p;
@@ -165,54 +224,91 @@ Matcher::Matcher(std::vector<LexiconSpec> lexicons, const std::string& cache_dir
       patterns_.push_back(q);
       impl_->pattern_opts.push_back({lex.scan_first_chars, lex.ignore_code});
     }
-  // One database for every pattern: a lexicon's scan limit becomes each of its patterns'
-  // maximum match end offset (HS_EXT_FLAG_MAX_OFFSET), so one scan serves all lexicons.
-  std::vector<hs_expr_ext_t> ext(patterns_.size());
-  std::vector<const hs_expr_ext_t*> ext_ptrs;
+  // Two sets: `shared` for one scan of the whole text, where a lexicon's scan limit becomes
+  // each of its patterns' maximum match end offset (HS_EXT_FLAG_MAX_OFFSET), so one scan
+  // serves all lexicons; and `lead`, the patterns with a rare opening byte and a bounded width,
+  // anchored (the limit is checked on each match).
+  struct Set {
+    std::vector<std::string> exprs;
+    std::vector<unsigned> flags, ids;
+    std::vector<hs_expr_ext_t> ext;
+  } shared, lead;
   for (size_t i = 0; i < patterns_.size(); ++i) {
-    exprs.push_back(patterns_[i].regex.c_str());
+    const std::string& re = patterns_[i].regex;
     // Without code exclusion the first match is all we need.
-    flags.push_back(kFlags | (impl_->pattern_opts[i].ignore_code ? 0u : unsigned(HS_FLAG_SINGLEMATCH)));
-    ids.push_back(unsigned(i));
-    ext[i] = hs_expr_ext_t{};
-    if (uint32_t limit = impl_->pattern_opts[i].limit) {
-      ext[i].flags = HS_EXT_FLAG_MAX_OFFSET;
-      ext[i].max_offset = limit;
+    unsigned fl = kFlags | (impl_->pattern_opts[i].ignore_code ? 0u : unsigned(HS_FLAG_SINGLEMATCH));
+    hs_expr_info_t* info = nullptr;
+    hs_compile_error_t* err = nullptr;
+    char lead_byte = split_lead_bytes ? rare_lead_byte(re) : 0;
+    if (lead_byte && hs_expression_info(re.c_str(), fl, &info, &err) == HS_SUCCESS && info->max_width != UINT_MAX &&
+        info->min_width > 0) {
+      lead.exprs.push_back("^(?:" + re + ")");
+      lead.flags.push_back(fl);
+      lead.ids.push_back(unsigned(i));
+      lead.ext.push_back(hs_expr_ext_t{});
+      impl_->lead_width = std::max(impl_->lead_width, info->max_width);
+      if (impl_->lead_bytes.find(lead_byte) == std::string::npos) impl_->lead_bytes += lead_byte;
+    } else {
+      shared.exprs.push_back(re);
+      shared.flags.push_back(fl);
+      shared.ids.push_back(unsigned(i));
+      hs_expr_ext_t x{};
+      if (uint32_t limit = impl_->pattern_opts[i].limit) {
+        x.flags = HS_EXT_FLAG_MAX_OFFSET;
+        x.max_offset = limit;
+      }
+      shared.ext.push_back(x);
     }
-    ext_ptrs.push_back(&ext[i]);
+    std::free(info);
+    if (err) hs_free_compile_error(err);
   }
+  std::vector<Set*> sets = {&shared};
+  if (!lead.exprs.empty()) sets.push_back(&lead);
+  std::vector<hs_database_t*> dbs(sets.size(), nullptr);
   std::string key, file;
   if (!cache_dir.empty()) {
     key = std::string("vectorscan ") + hs_version() + "\n";
-    for (size_t i = 0; i < patterns_.size(); ++i)
-      key += std::to_string(flags[i]) + " " + std::to_string(ext[i].flags) + " " + std::to_string(ext[i].max_offset) + " " +
-             std::to_string(patterns_[i].regex.size()) + " " + patterns_[i].regex + "\n";
+    for (auto* set : sets) {
+      key += "database " + std::to_string(set->exprs.size()) + "\n";
+      for (size_t k = 0; k < set->exprs.size(); ++k)
+        key += std::to_string(set->ids[k]) + " " + std::to_string(set->flags[k]) + " " + std::to_string(set->ext[k].flags) + " " +
+               std::to_string(set->ext[k].max_offset) + " " + std::to_string(set->exprs[k].size()) + " " + set->exprs[k] + "\n";
+    }
     char name[40];
     std::snprintf(name, sizeof name, "/hs-%016llx.db", static_cast<unsigned long long>(fnv1a(key)));
     file = cache_dir + name;
-    if (hs_database_t* cached = cache_load(file, key)) {
-      impl_->db->db = cached;
-      if (hs_alloc_scratch(cached, &impl_->scratch) != HS_SUCCESS) throw std::runtime_error("hs_alloc_scratch failed");
-      from_cache_ = true;
-      return;
+    from_cache_ = cache_load(file, key, dbs);
+  }
+  if (!from_cache_) {
+    for (size_t d = 0; d < sets.size(); ++d) {
+      Set& set = *sets[d];
+      std::vector<const char*> exprs;
+      std::vector<const hs_expr_ext_t*> ext_ptrs;
+      for (size_t k = 0; k < set.exprs.size(); ++k) {
+        exprs.push_back(set.exprs[k].c_str());
+        ext_ptrs.push_back(&set.ext[k]);
+      }
+      hs_compile_error_t* err = nullptr;
+      if (hs_compile_ext_multi(exprs.data(), set.flags.data(), set.ids.data(), ext_ptrs.data(), unsigned(exprs.size()), HS_MODE_BLOCK,
+                               nullptr, &dbs[d], &err) != HS_SUCCESS) {
+        std::string msg = err && err->message ? err->message : "compile error";
+        int bad = err ? err->expression : -1;
+        hs_free_compile_error(err);
+        for (auto* db : dbs)
+          if (db) hs_free_database(db);
+        if (bad < 0) throw MatcherError({"", 0, 0, "", msg});
+        const Pattern& p = patterns_[set.ids[size_t(bad)]];
+        ConfigError where = p.where;
+        where.message = "pattern \"" + p.name + "\": " + msg;
+        throw MatcherError(where);
+      }
     }
   }
-  hs_database_t* db = nullptr;
-  hs_compile_error_t* err = nullptr;
-  if (hs_compile_ext_multi(exprs.data(), flags.data(), ids.data(), ext_ptrs.data(), unsigned(exprs.size()), HS_MODE_BLOCK, nullptr,
-                           &db, &err) != HS_SUCCESS) {
-    std::string msg = err && err->message ? err->message : "compile error";
-    int bad = err ? err->expression : -1;
-    hs_free_compile_error(err);
-    if (bad < 0) throw MatcherError({"", 0, 0, "", msg});
-    const Pattern& p = patterns_[ids[size_t(bad)]];
-    ConfigError where = p.where;
-    where.message = "pattern \"" + p.name + "\": " + msg;
-    throw MatcherError(where);
-  }
-  impl_->db->db = db;
-  if (hs_alloc_scratch(db, &impl_->scratch) != HS_SUCCESS) throw std::runtime_error("hs_alloc_scratch failed");
-  if (!file.empty()) cache_store(cache_dir, file, key, db);
+  impl_->db->db = dbs[0];
+  if (dbs.size() > 1) impl_->lead_db->db = dbs[1];
+  for (auto* db : dbs)
+    if (hs_alloc_scratch(db, &impl_->scratch) != HS_SUCCESS) throw std::runtime_error("hs_alloc_scratch failed");
+  if (!from_cache_ && !file.empty()) cache_store(cache_dir, file, key, dbs);
 }
 
 Matcher::~Matcher() = default;
@@ -223,6 +319,9 @@ std::unique_ptr<Matcher> Matcher::fork() const {
   std::unique_ptr<Matcher> m(new Matcher());
   m->patterns_ = patterns_;
   m->impl_->db = impl_->db;
+  m->impl_->lead_db = impl_->lead_db;
+  m->impl_->lead_bytes = impl_->lead_bytes;
+  m->impl_->lead_width = impl_->lead_width;
   m->impl_->pattern_opts = impl_->pattern_opts;
   if (impl_->scratch && hs_clone_scratch(impl_->scratch, &m->impl_->scratch) != HS_SUCCESS)
     throw std::runtime_error("hs_clone_scratch failed");
@@ -232,13 +331,25 @@ std::unique_ptr<Matcher> Matcher::fork() const {
 void Matcher::scan(std::string_view text, std::vector<uint32_t>& out) {
   if (text.empty() || !impl_->db->db) return;
   impl_->hits.clear();
+  impl_->base = 0;
   hs_scan(impl_->db->db, text.data(), unsigned(text.size()), 0, impl_->scratch, on_match, impl_.get());
+  // The anchored patterns, from each occurrence of their opening byte, over their widest match.
+  for (char c : impl_->lead_bytes) {
+    for (const char* p = text.data(); (p = static_cast<const char*>(std::memchr(p, c, text.size() - size_t(p - text.data()))));
+         ++p) {
+      size_t at = size_t(p - text.data());
+      impl_->base = at;
+      hs_scan(impl_->lead_db->db, p, unsigned(std::min<size_t>(text.size() - at, impl_->lead_width)), 0, impl_->scratch, on_match,
+              impl_.get());
+    }
+  }
   if (impl_->hits.empty()) return;
   std::vector<std::pair<size_t, size_t>> code;
   bool code_done = false;
   size_t first = out.size();
   for (auto& h : impl_->hits) {
     auto& o = impl_->pattern_opts[h.id];
+    if (o.limit && h.end > o.limit) continue;  // an anchored pattern's match past its lexicon's limit
     if (o.ignore_code) {
       if (!code_done) {
         code_ranges(text, code);

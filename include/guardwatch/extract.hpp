@@ -50,7 +50,9 @@ class Matcher {
   // With a `cache_dir`, the compiled database is kept there, keyed by every pattern, flag and
   // the Vectorscan version, and loaded instead of compiling when nothing changed (compiling the
   // shipped lexicons takes ~0.15 s, loading ~1 ms). Cache failures only fall back to compiling.
-  explicit Matcher(std::vector<LexiconSpec> lexicons, const std::string& cache_dir = "");
+  // `split_lead_bytes` false keeps every pattern in the one database (tests and lexicon_cost
+  // compare the two layouts; see rare_lead_byte in matcher.cpp).
+  explicit Matcher(std::vector<LexiconSpec> lexicons, const std::string& cache_dir = "", bool split_lead_bytes = true);
   // True when the database came from the cache (for tests and the debug log).
   bool from_cache() const { return from_cache_; }
   // The cache directory `extract.pattern_cache` names: "" (off) for "off", the path itself, or

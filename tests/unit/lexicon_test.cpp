@@ -5,8 +5,10 @@
 #include <cstring>
 #include <filesystem>
 
+#include "guardwatch/decode.hpp"
 #include "guardwatch/engine.hpp"
 #include "guardwatch/extract.hpp"
+#include "guardwatch/generate.hpp"
 #include "helpers.hpp"
 
 using namespace gw;
@@ -29,6 +31,12 @@ struct Lex {
     return false;
   }
   bool refusal(std::string_view t) { return has(t, kRefusal); }
+  std::vector<uint32_t> sorted_hits(Matcher& m, std::string_view t) {
+    std::vector<uint32_t> h;
+    m.scan(t, h);
+    std::sort(h.begin(), h.end());
+    return h;
+  }
   bool citation(std::string_view t) { return has(t, kCitation); }
 };
 Lex& lex() {
@@ -246,6 +254,80 @@ TEST_CASE("lexicon: matches do not depend on where the text lies in memory") {
       CAPTURE(off);
       CHECK(got == want);
     }
+  }
+}
+
+TEST_CASE("lexicon: a pattern opening with a rare byte matches the same when matched from that byte") {
+  // bracket_ref is matched from each `[` (anchored) instead of in the shared database. The
+  // one-database layout is the reference: the same patterns must match the same texts.
+  std::vector<ConfigError> errs;
+  auto lexicons = load_lexicons(lex().cfg, errs);
+  REQUIRE(errs.empty());
+  Matcher split(lexicons), whole(lexicons, "", false);
+  std::vector<std::string> texts;
+  // Responses as the generator writes them (citations, code, refusals in every language).
+  Config cfg = lex().cfg;
+  FieldSet fields(cfg);
+  Decoder dec(fields, cfg.max_record_bytes);
+  Record rec;
+  Scenario sc = default_scenario();
+  sc.duration_ms = 200'000;
+  Generator gen(sc);
+  GeneratedRecord g;
+  while (gen.next(g) && texts.size() < 8000)
+    if (dec.decode(g.json, rec).outcome == Outcome::kApplied && rec[kResponse].present()) texts.emplace_back(rec[kResponse].str);
+  // Bracket soup: references, indices, footnotes, code spans, at every distance from the end.
+  std::mt19937_64 rng(7);
+  const std::string alphabet[] = {"[", "]", "^", "1", "2", "0", "9", ",", " ", "-", "–", "a", "`", "```", "\n", "[1]", "[^2]", "[3, 4]"};
+  for (int i = 0; i < 4000; ++i) {
+    std::string t;
+    for (size_t n = rng() % 120; n > 0; --n) t += alphabet[rng() % std::size(alphabet)];
+    texts.push_back(t);
+  }
+  size_t bracket_hits = 0, differ = 0;
+  for (auto& t : texts) {
+    auto a = lex().sorted_hits(split, t), b = lex().sorted_hits(whole, t);
+    if (a != b && ++differ <= 3) {
+      CAPTURE(t);
+      CHECK(a == b);
+    }
+    for (auto id : a) bracket_hits += split.pattern(id).name == "bracket_ref";
+  }
+  CHECK(differ == 0);
+  CHECK(bracket_hits > 500);  // the comparison covered many matches, not only misses
+}
+
+TEST_CASE("lexicon: rare-byte patterns keep their lexicon's scan limit and code exclusion") {
+  // Patterns that qualify (`\[(?:...)\]`) and some that must not: a top-level alternation (its
+  // other side does not start with `[`) and an unbounded width.
+  LexiconSpec l;
+  l.metric = kCitation;
+  l.scan_first_chars = 20;
+  l.ignore_code = true;
+  l.patterns = {{"ref", R"(\[(?:ref|src)\])", kCitation, {}},
+                {"alt", R"(\[(?:x)\]|plain)", kCitation, {}},
+                {"open", R"(\[[^\]]*\]!)", kCitation, {}}};
+  Matcher split({l}), whole({l}, "", false);
+  auto names = [&](Matcher& m, std::string_view t) {
+    std::vector<std::string> out;
+    for (auto id : lex().sorted_hits(m, t)) out.push_back(m.pattern(id).name);
+    return out;
+  };
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"[ref] at the start", {"ref"}},
+      {"fifteen chars. [src]", {"ref"}},  // ends at byte 20: inside the limit
+      {"sixteen chars.. [src]", {}},      // ends at byte 21
+      {"`[ref]` in code", {}},
+      {"`[ref]` and [ref]", {"ref"}},
+      {"plain", {"alt"}},
+      {"[x]", {"alt"}},
+      {"[a b]!", {"open"}},
+      {"[[ref]]", {"ref"}},
+  };
+  for (auto& [text, want] : cases) {
+    CAPTURE(text);
+    CHECK(names(split, text) == want);
+    CHECK(names(whole, text) == want);
   }
 }
 
