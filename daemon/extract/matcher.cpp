@@ -262,8 +262,9 @@ Matcher::Matcher(std::vector<LexiconSpec> lexicons, const std::string& cache_dir
     std::free(info);
     if (err) hs_free_compile_error(err);
   }
-  std::vector<Set*> sets = {&shared};
-  if (!lead.exprs.empty()) sets.push_back(&lead);
+  std::vector<Set*> sets;  // the non-empty ones (Vectorscan compiles no empty database)
+  for (auto* set : {&shared, &lead})
+    if (!set->exprs.empty()) sets.push_back(set);
   std::vector<hs_database_t*> dbs(sets.size(), nullptr);
   std::string key, file;
   if (!cache_dir.empty()) {
@@ -304,8 +305,7 @@ Matcher::Matcher(std::vector<LexiconSpec> lexicons, const std::string& cache_dir
       }
     }
   }
-  impl_->db->db = dbs[0];
-  if (dbs.size() > 1) impl_->lead_db->db = dbs[1];
+  for (size_t d = 0; d < sets.size(); ++d) (sets[d] == &shared ? impl_->db : impl_->lead_db)->db = dbs[d];
   for (auto* db : dbs)
     if (hs_alloc_scratch(db, &impl_->scratch) != HS_SUCCESS) throw std::runtime_error("hs_alloc_scratch failed");
   if (!from_cache_ && !file.empty()) cache_store(cache_dir, file, key, dbs);
@@ -329,10 +329,10 @@ std::unique_ptr<Matcher> Matcher::fork() const {
 }
 
 void Matcher::scan(std::string_view text, std::vector<uint32_t>& out) {
-  if (text.empty() || !impl_->db->db) return;
+  if (text.empty()) return;
   impl_->hits.clear();
   impl_->base = 0;
-  hs_scan(impl_->db->db, text.data(), unsigned(text.size()), 0, impl_->scratch, on_match, impl_.get());
+  if (impl_->db->db) hs_scan(impl_->db->db, text.data(), unsigned(text.size()), 0, impl_->scratch, on_match, impl_.get());
   // The anchored patterns, from each occurrence of their opening byte, over their widest match.
   for (char c : impl_->lead_bytes) {
     for (const char* p = text.data(); (p = static_cast<const char*>(std::memchr(p, c, text.size() - size_t(p - text.data()))));

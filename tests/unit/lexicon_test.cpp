@@ -329,6 +329,12 @@ TEST_CASE("lexicon: rare-byte patterns keep their lexicon's scan limit and code 
     CHECK(names(split, text) == want);
     CHECK(names(whole, text) == want);
   }
+  // Every pattern anchored: no shared database at all.
+  l.patterns.resize(1);
+  Matcher only_lead({l});
+  CHECK(names(only_lead, "see [src]") == std::vector<std::string>{"ref"});
+  CHECK(names(*only_lead.fork(), "[ref]") == std::vector<std::string>{"ref"});
+  CHECK(names(only_lead, "see src").empty());
 }
 
 TEST_CASE("text: utf8 length and word count") {
