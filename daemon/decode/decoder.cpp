@@ -88,6 +88,29 @@ uint16_t FieldSet::add_pointer(const std::string& pointer) {
   return uint16_t(pointers_.size() - 1);
 }
 
+// Equality of two byte strings of length n, inline for the short keys of log records (a
+// memcmp call per key was ~3% of a replay): two overlapping loads from each end, never past it.
+[[gnu::always_inline]] inline bool key_eq(const char* a, const char* b, size_t n) {
+  auto ld8 = [](const char* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+  };
+  auto ld4 = [](const char* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+  };
+  if (n >= 8) {
+    if (n > 16) return std::memcmp(a, b, n) == 0;
+    return ((ld8(a) ^ ld8(b)) | (ld8(a + n - 8) ^ ld8(b + n - 8))) == 0;
+  }
+  if (n >= 4) return ((ld4(a) ^ ld4(b)) | (ld4(a + n - 4) ^ ld4(b + n - 4))) == 0;
+  for (size_t i = 0; i < n; ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
 struct Decoder::Impl {
   struct Node {
     std::vector<std::pair<std::string, uint32_t>> children;  // key -> node index
@@ -99,7 +122,8 @@ struct Decoder::Impl {
       const size_t n = children.size();
       for (size_t i = 0, j = hint; i < n; ++i, ++j) {
         if (j == n) j = 0;
-        if (children[j].first == k) {
+        const std::string& c = children[j].first;
+        if (c.size() == k.size() && key_eq(c.data(), k.data(), k.size())) {
           hint = j + 1;
           return &children[j];
         }
