@@ -51,7 +51,7 @@ void Sketch::Bins::bump(size_t i, uint32_t n) {
   w32_[i] += n;
 }
 
-void Sketch::Bins::add(int32_t k, uint32_t n) {
+void Sketch::Bins::add_slow(int32_t k, uint32_t n) {
   if (empty()) {
     offset_ = k;
     resize_back(1);
@@ -133,11 +133,8 @@ void Sketch::Bins::clear() {
   offset_ = 0;
 }
 
-void Sketch::add_key(double v, int32_t k) {
-  ++count_;
-  if (v > kMinPositive) {
-    pos_.add(k, 1);
-  } else if (v < -kMinPositive) {
+void Sketch::add_other(double v, int32_t k) {
+  if (v < -kMinPositive) {
     if (!neg_) neg_ = std::make_unique<Bins>();
     neg_->add(k, 1);
   } else {

@@ -6,15 +6,6 @@
 
 namespace gw {
 
-void DistAgg::add(double v, int32_t key) {
-  ++count;
-  sum += v;
-  sumsq += v * v;
-  min = std::min(min, v);
-  max = std::max(max, v);
-  sketch.add_key(v, key);
-}
-
 void DistAgg::merge(const DistAgg& o) {
   if (!o.count) return;
   count += o.count;
@@ -55,8 +46,10 @@ Store::Store(const Config& cfg, const MetricRegistry& metrics, std::vector<std::
   folded_.assign(label_names_.size(), 0);
   capped_.resize(label_names_.size());
   keys_.resize(metrics_.size());
-  for (size_t m = 0; m < metrics_.size(); ++m)
-    slot_.push_back(uint16_t(metrics_[m].kind == MetricKind::kProportion ? n_props_++ : n_dists_++));
+  for (size_t m = 0; m < metrics_.size(); ++m) {
+    is_prop_.push_back(metrics_[m].kind == MetricKind::kProportion);
+    slot_.push_back(uint16_t(is_prop_.back() ? n_props_++ : n_dists_++));
+  }
 }
 
 int64_t Store::retention_ms() const { return cfg_.tiers.empty() ? 0 : cfg_.tiers.back().retention_ms(); }
@@ -161,26 +154,29 @@ int64_t epoch_of(const ExemplarSlot& e) {
 
 void Store::add(Series& s, int64_t ts, const Observation& obs, const Record* rec) {
   const size_t nm = metrics_.size();
+  const double* vals = obs.values.data();
+  const uint8_t* is_prop = is_prop_.data();
+  const uint16_t* slot = slot_.data();
   if (rec) {
     int64_t epoch = ts / Series::kExemplarSpacingMs;
     size_t idx = size_t(((epoch % int64_t(Series::kExemplarSlots)) + int64_t(Series::kExemplarSlots)) % int64_t(Series::kExemplarSlots));
     for (size_t m = 0; m < nm; ++m) {
-      double v = obs.values[m];
+      double v = vals[m];
       if (std::isnan(v)) continue;
-      if (metrics_[m].kind == MetricKind::kProportion) {
-        ExemplarSlot& e = s.rings[2 * slot_[m] + (v == 1 ? 0 : 1)][idx];
+      if (is_prop[m]) {
+        ExemplarSlot& e = s.rings[2 * slot[m] + (v == 1 ? 0 : 1)][idx];
         if (epoch_of(e) != epoch) fill_slot(e, ts, v, *rec);
       } else {
-        ExemplarSlot& hi = s.rings[2 * n_props_ + 2 * slot_[m]][idx];
-        ExemplarSlot& lo = s.rings[2 * n_props_ + 2 * slot_[m] + 1][idx];
+        ExemplarSlot& hi = s.rings[2 * n_props_ + 2 * slot[m]][idx];
+        ExemplarSlot& lo = s.rings[2 * n_props_ + 2 * slot[m] + 1][idx];
         if (epoch_of(hi) != epoch || v > hi.value) fill_slot(hi, ts, v, *rec);
         if (epoch_of(lo) != epoch || v < lo.value) fill_slot(lo, ts, v, *rec);
       }
     }
   }
   for (size_t m = 0; m < nm; ++m) {
-    double v = obs.values[m];
-    if (metrics_[m].kind == MetricKind::kDistribution && !std::isnan(v)) {
+    double v = vals[m];
+    if (!is_prop[m] && !std::isnan(v)) {
       double a = std::fabs(v);
       keys_[m] = a > Sketch::kMinPositive ? Sketch::key(a) : 0;
     }
@@ -202,15 +198,17 @@ void Store::add(Series& s, int64_t ts, const Observation& obs, const Record* rec
       for (auto& d : b.dists) d.clear();
     }
     ++b.records;
+    PropAgg* props = b.props.data();
+    DistAgg* dists = b.dists.data();
     for (size_t m = 0; m < nm; ++m) {
-      double v = obs.values[m];
+      double v = vals[m];
       if (std::isnan(v)) continue;
-      if (metrics_[m].kind == MetricKind::kProportion) {
-        PropAgg& p = b.props[slot_[m]];
+      if (is_prop[m]) {
+        PropAgg& p = props[slot[m]];
         ++p.trials;
         p.successes += v != 0;
       } else {
-        b.dists[slot_[m]].add(v, keys_[m]);
+        dists[slot[m]].add(v, keys_[m]);
       }
     }
   }

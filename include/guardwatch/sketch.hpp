@@ -27,7 +27,11 @@ class Sketch {
   Sketch& operator=(Sketch&&) noexcept = default;
 
   void add(double v) { add_key(v, v > kMinPositive ? key(v) : v < -kMinPositive ? key(-v) : 0); }
-  void add_key(double v, int32_t k);  // k = key(|v|), ignored for (near) zero values
+  void add_key(double v, int32_t k) {  // k = key(|v|), ignored for (near) zero values
+    ++count_;
+    if (v > kMinPositive) pos_.add(k, 1);
+    else add_other(v, k);
+  }
   void merge(const Sketch& o);
   void clear();
   uint64_t count() const { return count_; }
@@ -42,7 +46,16 @@ class Sketch {
  private:
   class Bins {
    public:
-    void add(int32_t k, uint32_t n);
+    // The common case inline (a bin already in range, 16-bit counters with room); else add_slow.
+    void add(int32_t k, uint32_t n) {
+      size_t idx = size_t(uint32_t(k - offset_));
+      if (!wide_ && idx < w16_.size() && uint32_t(w16_[idx]) + n <= 0xFFFF) {
+        w16_[idx] = uint16_t(w16_[idx] + n);
+        return;
+      }
+      add_slow(k, n);
+    }
+    void add_slow(int32_t k, uint32_t n);
     void merge(const Bins& o);
     void clear();
     bool empty() const { return size() == 0; }
@@ -61,6 +74,7 @@ class Sketch {
     std::vector<uint16_t> w16_;
     std::vector<uint32_t> w32_;
   };
+  void add_other(double v, int32_t k);  // negative or (near) zero
   Bins pos_;
   std::unique_ptr<Bins> neg_;  // negative values are rare: allocated on first use
   uint64_t zero_ = 0;

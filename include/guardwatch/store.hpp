@@ -1,6 +1,7 @@
 // aggregate: Observations -> series windows. A series is a label set; each keeps rings of time
 // buckets per tier (DESIGN §4) so any window, offset window or cohort is a merge of buckets.
 #pragma once
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -30,7 +31,14 @@ struct DistAgg {
   double min = std::numeric_limits<double>::infinity();
   double max = -std::numeric_limits<double>::infinity();
   Sketch sketch;
-  void add(double v, int32_t key);
+  void add(double v, int32_t key) {
+    ++count;
+    sum += v;
+    sumsq += v * v;
+    min = std::min(min, v);
+    max = std::max(max, v);
+    sketch.add_key(v, key);
+  }
   void merge(const DistAgg& o);
   void clear();
   double mean() const { return count ? sum / double(count) : std::numeric_limits<double>::quiet_NaN(); }
@@ -141,6 +149,7 @@ class Store {
   std::vector<std::string_view> capped_;
   std::vector<int32_t> keys_;  // per-metric sketch keys of the current observation
   std::vector<uint16_t> slot_;  // metric id -> index in Bucket::props or Bucket::dists
+  std::vector<uint8_t> is_prop_;  // metric id -> proportion (1) or distribution (0), packed for add()
   size_t n_props_ = 0, n_dists_ = 0;
   std::vector<std::string> topics_{""};
   void init_series(Series& s) const;
