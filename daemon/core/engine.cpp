@@ -338,13 +338,38 @@ Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation
   return apply(r.ts_ms, pos, o, &r, g);
 }
 
+namespace {
+// An asm statement on x86-64: GCC 12 emitted no instruction for __builtin_prefetch in
+// prepare_chunk (checked with objdump).
+inline void prefetch_line(const char* p) {
+#if defined(__x86_64__)
+  asm volatile("prefetcht0 %0" : : "m"(*p));
+#else
+  __builtin_prefetch(p);
+#endif
+}
+}  // namespace
+
 void Engine::prepare_chunk(Worker& w, Job& j, size_t chunk) {
   static constexpr size_t kLabelFields[] = {kModel, kModelVersion, kEndpoint, kVariant};
   const auto& dims = fields_->dimension_ids();
   size_t b = chunk * Job::kChunk, e = std::min(j.bytes.size(), b + Job::kChunk);
   Record& r = *w.rec;
   const int64_t max_ts = max_ts_ms();
+  // Kafka payloads are cold: librdkafka's thread decompressed them into a prefetch queue of up
+  // to 64 MiB, and the first read of each (the decoder's look at its last byte) waited on
+  // memory, ~5% of a Kafka run's CPU (perf). All lines of the next record are requested while
+  // this one is prepared, so they arrive in parallel and early.
+  auto prefetch = [&](size_t k) {
+    if (k >= j.bytes.size()) return;
+    const char* d = j.bytes[k].data();
+    const size_t n = j.bytes[k].size();
+    for (size_t o = 0; o < n; o += 64) prefetch_line(d + o);
+    if (n) prefetch_line(d + n - 1);
+  };
+  prefetch(b);
   for (size_t i = b; i < e; ++i) {
+    prefetch(i + 1);
     Prepared& p = j.slots[i];
     p.pos = j.pos[i];
     p.outcome = prepare(*w.decoder, *w.extractor, j.bytes[i], p.pos, r, p.obs, max_ts, j.readable_after);
