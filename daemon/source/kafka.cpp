@@ -436,8 +436,14 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
   // in the input) applies everything consumed first, so nothing consumed before it is applied
   // after it.
   constexpr size_t kBatch = 1024;
+  // Messages straight from the C API: the C++ consume() wraps each in a heap-allocated
+  // RdKafka::Message, a malloc and a free per record for nothing this loop uses.
+  struct MessageDeleter {
+    void operator()(rd_kafka_message_t* m) const { rd_kafka_message_destroy(m); }
+  };
+  using Message = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
   struct Batch {
-    std::vector<std::unique_ptr<RdKafka::Message>> msgs;
+    std::vector<Message> msgs;
     std::vector<const std::string*> topics;  // into topic_names
     std::vector<std::string_view> views;
     std::vector<SourcePos> positions;
@@ -447,8 +453,8 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
   // Topic names, kept for the whole run (positions and batches point into it): no string is
   // built per message.
   std::deque<std::string> topic_names;
-  auto topic_of = [&](RdKafka::Message* m) -> const std::string& {
-    const char* name = rd_kafka_topic_name(m->c_ptr()->rkt);
+  auto topic_of = [&](const rd_kafka_message_t* m) -> const std::string& {
+    const char* name = rd_kafka_topic_name(m->rkt);
     for (auto& t : topic_names)
       if (t == name) return t;
     return topic_names.emplace_back(name);
@@ -497,33 +503,34 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
   }
   while (!stop.load(std::memory_order_relaxed)) {
     bool idle = batches[cur].msgs.empty() && !batches[cur ^ 1].submitted;
-    std::unique_ptr<RdKafka::Message> msg(c->consume(idle ? 100 : 0));
-    switch (msg->err()) {
-      case RdKafka::ERR_NO_ERROR: {
+    // What consume() does, minus the wrapper: rebalance and event callbacks are served here too.
+    Message msg(rd_kafka_consumer_poll(c->c_ptr(), idle ? 100 : 0));
+    switch (msg ? msg->err : RD_KAFKA_RESP_ERR__TIMED_OUT) {
+      case RD_KAFKA_RESP_ERR_NO_ERROR: {
         Batch& b = batches[cur];
         b.topics.push_back(&topic_of(msg.get()));
         SourcePos& pos = b.positions.emplace_back();
         pos.topic = *b.topics.back();
-        pos.partition = msg->partition();
-        pos.offset = msg->offset();
+        pos.partition = msg->partition;
+        pos.offset = msg->offset;
         pos.warmup = !im.warm.empty() && im.warmup_record(*b.topics.back(), pos.partition, pos.offset);
-        b.views.emplace_back(static_cast<const char*>(msg->payload()), msg->len());
-        im.fw.bytes += msg->len();
+        b.views.emplace_back(static_cast<const char*>(msg->payload), msg->len);
+        im.fw.bytes += msg->len;
         ++im.fw.msgs;
         b.msgs.push_back(std::move(msg));
         if (!im.st.broker_up) im.mark_up();
         if (b.msgs.size() >= kBatch) next_batch();
         break;
       }
-      case RdKafka::ERR__TIMED_OUT:
-      case RdKafka::ERR__PARTITION_EOF:
+      case RD_KAFKA_RESP_ERR__TIMED_OUT:
+      case RD_KAFKA_RESP_ERR__PARTITION_EOF:
         im.flush();
         break;
       default: {
         im.flush();
         std::lock_guard g(im.mu);
         ++im.st.errors;
-        log::sampled("kafka_consume", 1, log::Level::kWarn, "kafka: consume: " + msg->errstr());
+        log::sampled("kafka_consume", 1, log::Level::kWarn, std::string("kafka: consume: ") + rd_kafka_message_errstr(msg.get()));
         break;
       }
     }
