@@ -329,6 +329,21 @@ TEST_CASE("lexicon: rare-byte patterns keep their lexicon's scan limit and code 
     CHECK(names(split, text) == want);
     CHECK(names(whole, text) == want);
   }
+  // Broken patterns that open like anchored ones are reported as themselves: each is validated
+  // alone before it is wrapped in `^(?:...)` (which would balance `\[())(b`).
+  for (const char* bad : {"\\[(a", "\\[())(b", "\\[[a", "\\[(a)\\"}) {
+    CAPTURE(bad);
+    LexiconSpec b = l;
+    b.patterns = {{"ok", R"(\[(?:ok)\])", kCitation, {"f.yaml", 3, 5, "patterns[0].regex", ""}},
+                  {"broken", bad, kCitation, {"f.yaml", 7, 5, "patterns[1].regex", ""}}};
+    try {
+      Matcher m({b});
+      FAIL("a bad regex compiled");
+    } catch (const MatcherError& e) {
+      CHECK(e.error.line == 7);
+      CHECK(e.error.message.find("broken") != std::string::npos);
+    }
+  }
   // Every pattern anchored: no shared database at all.
   l.patterns.resize(1);
   Matcher only_lead({l});
