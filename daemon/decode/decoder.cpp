@@ -216,6 +216,16 @@ struct Decoder::Impl {
   // The key as it stands in the document when it has no escapes (the usual case): no copy into
   // simdjson's string buffer. Otherwise the unescaped key. stage 1 has validated the quotes
   // and UTF-8, so the closing quote is there.
+  static simdjson::error_code key_of(simdjson::ondemand::field& field, std::string_view& key) {
+    const char* b = field.key().raw();
+    const char* e = b;
+    while (*e != '"' && *e != '\\') ++e;
+    if (*e == '"') {
+      key = std::string_view(b, size_t(e - b));
+      return simdjson::SUCCESS;
+    }
+    return field.unescaped_key().get(key);
+  }
   static simdjson::error_code key_of(simdjson::simdjson_result<simdjson::ondemand::field>& field, std::string_view& key) {
     simdjson::ondemand::raw_json_string raw;
     if (auto err = field.key().get(raw)) return err;
@@ -296,17 +306,14 @@ struct Decoder::Impl {
     // Iterating with error checks: a syntax error anywhere we walk surfaces here.
     for (auto field : obj) {
       std::string_view key;
-      err = key_of(field, key);
+      err = field.error();
+      if (!err) err = key_of(field.value_unsafe(), key);
       if (err) {
         fail(res, err == simdjson::UTF8_ERROR ? Outcome::kInvalidUtf8 : Outcome::kInvalidJson, simdjson::error_message(err));
         return res;
       }
       auto* c = nodes[0].find(key);
-      simdjson::ondemand::value v;
-      if (field.value().get(v)) {
-        fail(res, Outcome::kInvalidJson, "bad value");
-        return res;
-      }
+      simdjson::ondemand::value& v = field.value_unsafe().value();
       if (!c) {
         // Skipping still has to be valid JSON structure.
         continue;
