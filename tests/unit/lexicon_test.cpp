@@ -297,6 +297,26 @@ TEST_CASE("lexicon: a pattern opening with a rare byte matches the same when mat
   CHECK(bracket_hits > 500);  // the comparison covered many matches, not only misses
 }
 
+TEST_CASE("lexicon: an anchored scan finds its match at every address") {
+  // The anchored database is scanned from each `[`, so its buffers start at any address; the
+  // Vectorscan 5.4.9 alignment bug (see the test above) must not make it miss any.
+  std::vector<char> buf(4096);
+  char* base = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+  size_t misses = 0;
+  for (size_t off = 0; off < 64; ++off)
+    for (size_t pos = 0; pos < 80; ++pos)
+      for (std::string_view ref : {"[2]", "[3, 4]", "[^5]", "[12-14]"}) {
+        std::string t = std::string(pos, 'x') + " " + std::string(ref) + " then more text after it.";
+        std::memcpy(base + off, t.data(), t.size());
+        std::vector<uint32_t> hits;
+        lex().m->scan(std::string_view(base + off, t.size()), hits);
+        bool found = false;
+        for (auto id : hits) found |= lex().m->pattern(id).name == "bracket_ref";
+        misses += !found;
+      }
+  CHECK(misses == 0);
+}
+
 TEST_CASE("lexicon: rare-byte patterns keep their lexicon's scan limit and code exclusion") {
   // Patterns that qualify (`\[(?:...)\]`) and some that must not: a top-level alternation (its
   // other side does not start with `[`) and an unbounded width.
