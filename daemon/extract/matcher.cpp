@@ -36,6 +36,10 @@ struct Matcher::Impl {
   std::shared_ptr<Db> lead_db = std::make_shared<Db>();
   std::string lead_bytes;      // the distinct opening bytes of lead_db's patterns
   uint32_t lead_width = 0;     // the longest match of lead_db's patterns, in bytes
+  // Every pattern in one database, as without the split: for a text with more than
+  // kMaxAnchoredScans opening bytes (code full of `[`), where one scan costs less than many.
+  std::shared_ptr<Db> whole_db = std::make_shared<Db>();
+  static constexpr size_t kMaxAnchoredScans = 8;
   hs_scratch_t* scratch = nullptr;  // sized for both databases
   struct GroupOpts {
     uint32_t limit = 0;
@@ -224,46 +228,49 @@ Matcher::Matcher(std::vector<LexiconSpec> lexicons, const std::string& cache_dir
       patterns_.push_back(q);
       impl_->pattern_opts.push_back({lex.scan_first_chars, lex.ignore_code});
     }
-  // Two sets: `shared` for one scan of the whole text, where a lexicon's scan limit becomes
+  // The sets: `shared` for one scan of the whole text, where a lexicon's scan limit becomes
   // each of its patterns' maximum match end offset (HS_EXT_FLAG_MAX_OFFSET), so one scan
-  // serves all lexicons; and `lead`, the patterns with a rare opening byte and a bounded width,
-  // anchored (the limit is checked on each match).
+  // serves all lexicons; `lead`, the patterns with a rare opening byte and a bounded width,
+  // anchored (the limit is checked on each match); and when `lead` is not empty, `whole`, every
+  // pattern as in `shared`, for texts with too many opening bytes.
   struct Set {
     std::vector<std::string> exprs;
     std::vector<unsigned> flags, ids;
     std::vector<hs_expr_ext_t> ext;
-  } shared, lead;
+  } shared, lead, whole;
   for (size_t i = 0; i < patterns_.size(); ++i) {
     const std::string& re = patterns_[i].regex;
     // Without code exclusion the first match is all we need.
     unsigned fl = kFlags | (impl_->pattern_opts[i].ignore_code ? 0u : unsigned(HS_FLAG_SINGLEMATCH));
+    hs_expr_ext_t limit{};
+    if (uint32_t l = impl_->pattern_opts[i].limit) {
+      limit.flags = HS_EXT_FLAG_MAX_OFFSET;
+      limit.max_offset = l;
+    }
+    auto add = [&](Set& set, std::string expr, const hs_expr_ext_t& ext) {
+      set.exprs.push_back(std::move(expr));
+      set.flags.push_back(fl);
+      set.ids.push_back(unsigned(i));
+      set.ext.push_back(ext);
+    };
     hs_expr_info_t* info = nullptr;
     hs_compile_error_t* err = nullptr;
     char lead_byte = split_lead_bytes ? rare_lead_byte(re) : 0;
     if (lead_byte && hs_expression_info(re.c_str(), fl, &info, &err) == HS_SUCCESS && info->max_width != UINT_MAX &&
         info->min_width > 0) {
-      lead.exprs.push_back("^(?:" + re + ")");
-      lead.flags.push_back(fl);
-      lead.ids.push_back(unsigned(i));
-      lead.ext.push_back(hs_expr_ext_t{});
+      add(lead, "^(?:" + re + ")", hs_expr_ext_t{});
       impl_->lead_width = std::max(impl_->lead_width, info->max_width);
       if (impl_->lead_bytes.find(lead_byte) == std::string::npos) impl_->lead_bytes += lead_byte;
     } else {
-      shared.exprs.push_back(re);
-      shared.flags.push_back(fl);
-      shared.ids.push_back(unsigned(i));
-      hs_expr_ext_t x{};
-      if (uint32_t limit = impl_->pattern_opts[i].limit) {
-        x.flags = HS_EXT_FLAG_MAX_OFFSET;
-        x.max_offset = limit;
-      }
-      shared.ext.push_back(x);
+      add(shared, re, limit);
     }
+    add(whole, re, limit);
     std::free(info);
     if (err) hs_free_compile_error(err);
   }
+  if (lead.exprs.empty()) whole = Set{};  // then `shared` is the whole set
   std::vector<Set*> sets;  // the non-empty ones (Vectorscan compiles no empty database)
-  for (auto* set : {&shared, &lead})
+  for (auto* set : {&shared, &lead, &whole})
     if (!set->exprs.empty()) sets.push_back(set);
   std::vector<hs_database_t*> dbs(sets.size(), nullptr);
   std::string key, file;
@@ -305,7 +312,8 @@ Matcher::Matcher(std::vector<LexiconSpec> lexicons, const std::string& cache_dir
       }
     }
   }
-  for (size_t d = 0; d < sets.size(); ++d) (sets[d] == &shared ? impl_->db : impl_->lead_db)->db = dbs[d];
+  for (size_t d = 0; d < sets.size(); ++d)
+    (sets[d] == &shared ? impl_->db : sets[d] == &lead ? impl_->lead_db : impl_->whole_db)->db = dbs[d];
   for (auto* db : dbs)
     if (hs_alloc_scratch(db, &impl_->scratch) != HS_SUCCESS) throw std::runtime_error("hs_alloc_scratch failed");
   if (!from_cache_ && !file.empty()) cache_store(cache_dir, file, key, dbs);
@@ -320,6 +328,7 @@ std::unique_ptr<Matcher> Matcher::fork() const {
   m->patterns_ = patterns_;
   m->impl_->db = impl_->db;
   m->impl_->lead_db = impl_->lead_db;
+  m->impl_->whole_db = impl_->whole_db;
   m->impl_->lead_bytes = impl_->lead_bytes;
   m->impl_->lead_width = impl_->lead_width;
   m->impl_->pattern_opts = impl_->pattern_opts;
@@ -332,15 +341,25 @@ void Matcher::scan(std::string_view text, std::vector<uint32_t>& out) {
   if (text.empty()) return;
   impl_->hits.clear();
   impl_->base = 0;
-  if (impl_->db->db) hs_scan(impl_->db->db, text.data(), unsigned(text.size()), 0, impl_->scratch, on_match, impl_.get());
-  // The anchored patterns, from each occurrence of their opening byte, over their widest match.
+  // Where the anchored patterns would start: each occurrence of an opening byte, up to one more
+  // than the anchored scans worth making.
+  constexpr size_t kMax = Impl::kMaxAnchoredScans;
+  size_t at[kMax + 1];
+  size_t n = 0;
   for (char c : impl_->lead_bytes) {
-    for (const char* p = text.data(); (p = static_cast<const char*>(std::memchr(p, c, text.size() - size_t(p - text.data()))));
-         ++p) {
-      size_t at = size_t(p - text.data());
-      impl_->base = at;
-      hs_scan(impl_->lead_db->db, p, unsigned(std::min<size_t>(text.size() - at, impl_->lead_width)), 0, impl_->scratch, on_match,
-              impl_.get());
+    for (const char* p = text.data(); n <= kMax && (p = static_cast<const char*>(std::memchr(p, c, text.size() - size_t(p - text.data()))));
+         ++p)
+      at[n++] = size_t(p - text.data());
+  }
+  if (n > kMax) {
+    hs_scan(impl_->whole_db->db, text.data(), unsigned(text.size()), 0, impl_->scratch, on_match, impl_.get());
+  } else {
+    if (impl_->db->db) hs_scan(impl_->db->db, text.data(), unsigned(text.size()), 0, impl_->scratch, on_match, impl_.get());
+    // The anchored patterns, from each occurrence of their opening byte, over their widest match.
+    for (size_t i = 0; i < n; ++i) {
+      impl_->base = at[i];
+      hs_scan(impl_->lead_db->db, text.data() + at[i], unsigned(std::min<size_t>(text.size() - at[i], impl_->lead_width)), 0,
+              impl_->scratch, on_match, impl_.get());
     }
   }
   if (impl_->hits.empty()) return;

@@ -317,6 +317,29 @@ TEST_CASE("lexicon: an anchored scan finds its match at every address") {
   CHECK(misses == 0);
 }
 
+TEST_CASE("lexicon: a text with many opening bytes is scanned once, with the same matches") {
+  // Code full of `[` would cost one anchored scan per bracket; past 8 the matcher scans the text
+  // once with every pattern in one database. Both ways must agree, on either side of the limit.
+  std::vector<ConfigError> errs;
+  auto lexicons = load_lexicons(lex().cfg, errs);
+  REQUIRE(errs.empty());
+  Matcher split(lexicons), whole(lexicons, "", false);
+  for (size_t brackets : {0, 1, 7, 8, 9, 50, 2000}) {
+    for (const char* tail : {" as shown in [2].", " and arr[0] is fine.", " `[3]`"}) {
+      std::string t = "x = ";
+      for (size_t i = 0; i < brackets; ++i) t += "[0]";
+      t += tail;
+      CAPTURE(brackets);
+      CAPTURE(tail);
+      auto a = lex().sorted_hits(split, t);
+      CHECK(a == lex().sorted_hits(whole, t));
+      bool ref = false;
+      for (auto id : a) ref |= split.pattern(id).name == "bracket_ref";
+      CHECK(ref == (std::string_view(tail).find("[2]") != std::string_view::npos));
+    }
+  }
+}
+
 TEST_CASE("lexicon: rare-byte patterns keep their lexicon's scan limit and code exclusion") {
   // Patterns that qualify (`\[(?:...)\]`) and some that must not: a top-level alternation (its
   // other side does not start with `[`) and an unbounded width.
