@@ -227,16 +227,8 @@ struct Decoder::Impl {
     return field.unescaped_key().get(key);
   }
   static simdjson::error_code key_of(simdjson::simdjson_result<simdjson::ondemand::field>& field, std::string_view& key) {
-    simdjson::ondemand::raw_json_string raw;
-    if (auto err = field.key().get(raw)) return err;
-    const char* b = raw.raw();
-    const char* e = b;
-    while (*e != '"' && *e != '\\') ++e;
-    if (*e == '"') {
-      key = std::string_view(b, size_t(e - b));
-      return simdjson::SUCCESS;
-    }
-    return field.unescaped_key().get(key);
+    if (auto err = field.error()) return err;
+    return key_of(field.value_unsafe(), key);
   }
 
   bool fail(DecodeResult& res, Outcome o, std::string detail) {
@@ -306,8 +298,7 @@ struct Decoder::Impl {
     // Iterating with error checks: a syntax error anywhere we walk surfaces here.
     for (auto field : obj) {
       std::string_view key;
-      err = field.error();
-      if (!err) err = key_of(field.value_unsafe(), key);
+      err = key_of(field, key);
       if (err) {
         fail(res, err == simdjson::UTF8_ERROR ? Outcome::kInvalidUtf8 : Outcome::kInvalidJson, simdjson::error_message(err));
         return res;
