@@ -55,7 +55,7 @@ const Option kOptions[] = {
     {"extract", "map", "", "Proxy-metric extraction."},
     {"extract.refusal_lexicon", "path", "rules/lexicon/refusal.yaml", "Refusal lexicon (patterns, scan limit, code exclusion)."},
     {"extract.citation_patterns", "path", "rules/lexicon/citation.yaml", "Citation patterns."},
-    {"extract.pattern_cache", "auto|off|path", "auto", "Directory that keeps the compiled pattern database between starts, keyed by every pattern and the Vectorscan version (a start then loads it in ~1 ms instead of compiling for ~0.15 s). `auto`: $CACHE_DIRECTORY (systemd CacheDirectory=), else $XDG_CACHE_HOME/guardwatch, else ~/.cache/guardwatch. Failures to read or write it only mean compiling."},
+    {"extract.pattern_cache", "auto|off|path", "auto", "Directory that keeps the compiled pattern database between starts, keyed by every pattern and the Vectorscan version (a start then loads it in ~1 ms instead of compiling for ~0.4 s). `auto`: $CACHE_DIRECTORY (systemd CacheDirectory=), else $XDG_CACHE_HOME/guardwatch, else ~/.cache/guardwatch. Failures to read or write it only mean compiling."},
     {"extract.error_statuses", "list of strings", "[error, failed, failure, timeout, cancelled]", "Status words that count as errors (HTTP codes >= 400 always do)."},
     {"extract.prices", "map model->{input_per_million, output_per_million}", "{}", "USD per million prompt/completion tokens; key `*` is the fallback. A record's own cost_usd field wins."},
     {"rules", "list of paths", "[]", "Rule files or directories (used by the rule engine). `--rules` adds to it."},

@@ -40,7 +40,7 @@ struct Matcher::Impl {
   // kMaxAnchoredScans opening bytes (code full of `[`), where one scan costs less than many.
   std::shared_ptr<Db> whole_db = std::make_shared<Db>();
   static constexpr size_t kMaxAnchoredScans = 8;
-  hs_scratch_t* scratch = nullptr;  // sized for both databases
+  hs_scratch_t* scratch = nullptr;  // sized for every database above
   struct GroupOpts {
     uint32_t limit = 0;
     bool ignore_code = false;

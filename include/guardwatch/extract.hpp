@@ -49,7 +49,7 @@ class Matcher {
   // Compiles every pattern at once; a bad regex throws MatcherError naming its file and line.
   // With a `cache_dir`, the compiled database is kept there, keyed by every pattern, flag and
   // the Vectorscan version, and loaded instead of compiling when nothing changed (compiling the
-  // shipped lexicons takes ~0.15 s, loading ~1 ms). Cache failures only fall back to compiling.
+  // shipped lexicons takes ~0.4 s, loading ~1 ms). Cache failures only fall back to compiling.
   // `split_lead_bytes` false keeps every pattern in the one database (tests and lexicon_cost
   // compare the two layouts; see rare_lead_byte in matcher.cpp).
   explicit Matcher(std::vector<LexiconSpec> lexicons, const std::string& cache_dir = "", bool split_lead_bytes = true);
