@@ -95,8 +95,10 @@ void code_ranges(std::string_view t, std::vector<std::pair<size_t, size_t>>& out
 // opening with `[1-9]`) pulls its literal matcher onto one- and two-byte fingerprints, which
 // slows the scan of every pattern in the database (bench/README). Such a pattern is matched
 // from each occurrence of its opening byte instead. Returns that byte, or 0: the pattern must
-// open with an escaped punctuation byte followed by a group or class, have no top-level `|`,
-// and be well formed (balanced, so wrapping it in `^(?:...)` cannot change its meaning).
+// open with an escaped punctuation byte followed by a group or class and have no top-level `|`.
+// The balance check here is only an early exit: the constructor validates the pattern alone
+// with hs_expression_info before wrapping it in `^(?:...)`, so a broken one is never "fixed" by
+// the wrapping and is reported as itself.
 char rare_lead_byte(const std::string& re) {
   if (re.size() < 3 || re[0] != '\\' || !std::ispunct(static_cast<unsigned char>(re[1])) || (re[2] != '(' && re[2] != '['))
     return 0;
