@@ -400,4 +400,47 @@ TEST_CASE("text: utf8 length and word count") {
   CHECK(word_count("  one two\tthree\n\nfour ") == 4);
   CHECK(word_count("") == 0);
 }
+
+TEST_CASE("text: the vector statistics agree with a byte-by-byte count at every length and offset") {
+  // Byte by byte, as the definition reads: whitespace is ' ' and \t..\r, a word starts after
+  // whitespace, a character is a byte that is not a UTF-8 continuation byte.
+  auto reference = [](std::string_view s) {
+    TextStats st;
+    bool prev_space = true;
+    for (unsigned char c : s) {
+      bool space = c == ' ' || (c >= 9 && c <= 13);
+      st.words += !space && prev_space;
+      st.blank &= space;
+      prev_space = space;
+      st.chars += (c & 0xC0) != 0x80;
+    }
+    return st;
+  };
+  // Bytes that sit on the edges of the classes: the whitespace range and its neighbours, the
+  // continuation range and its neighbours, letters and NUL.
+  const unsigned char pool[] = {' ', '\t', '\n', 11, 12, '\r', 8, 14, 31, 33, 'a', 'Z', 0, 0x7F, 0x80, 0xBF, 0xC0, 0xC3, 0xE4, 0xFF};
+  uint64_t seed = 42;
+  auto next = [&] {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return uint32_t(seed >> 33);
+  };
+  std::string buf(512, ' ');
+  for (size_t len = 0; len <= 300; ++len) {
+    for (size_t off : {0, 1, 31, 63}) {
+      for (int rep = 0; rep < 4; ++rep) {
+        // Runs of one class make word boundaries fall on the vector edges too.
+        for (size_t i = 0; i < len;) {
+          unsigned char c = pool[next() % sizeof pool];
+          for (size_t run = 1 + next() % 40; run && i < len; --run) buf[off + i++] = char(c);
+        }
+        std::string_view s(buf.data() + off, len);
+        TextStats want = reference(s), fast = text_stats(s);
+        INFO("len=" << len << " off=" << off << " rep=" << rep);
+        CHECK(fast.chars == want.chars);
+        CHECK(fast.words == want.words);
+        CHECK(fast.blank == want.blank);
+      }
+    }
+  }
+}
 }
