@@ -146,31 +146,30 @@ void Store::exemplars(const Series& s, int metric, int64_t from, int64_t to, boo
   });
 }
 
-namespace {
-int64_t epoch_of(const ExemplarSlot& e) {
-  return e.ts_ms == std::numeric_limits<int64_t>::min() ? e.ts_ms : e.ts_ms / Series::kExemplarSpacingMs;
-}
-}  // namespace
-
 void Store::add(Series& s, int64_t ts, const Observation& obs, const Record* rec) {
   const size_t nm = metrics_.size();
   const double* vals = obs.values.data();
   const uint8_t* is_prop = is_prop_.data();
   const uint16_t* slot = slot_.data();
   if (rec) {
-    int64_t epoch = ts / Series::kExemplarSpacingMs;
-    size_t idx = size_t(((epoch % int64_t(Series::kExemplarSlots)) + int64_t(Series::kExemplarSlots)) % int64_t(Series::kExemplarSlots));
+    // The record's 15 s slot [from, to): a slot holds this epoch's exemplar when its time falls
+    // inside (two compares instead of a division per slot; empty slots hold INT64_MIN).
+    constexpr int64_t kSpacing = Series::kExemplarSpacingMs, kSlots = int64_t(Series::kExemplarSlots);
+    const int64_t epoch = ts >= 0 ? ts / kSpacing : (ts - kSpacing + 1) / kSpacing;
+    const int64_t from = epoch * kSpacing, to = from + kSpacing;
+    const size_t idx = size_t(((epoch % kSlots) + kSlots) % kSlots);
+    auto current = [&](const ExemplarSlot& e) { return e.ts_ms >= from && e.ts_ms < to; };
     for (size_t m = 0; m < nm; ++m) {
       double v = vals[m];
       if (std::isnan(v)) continue;
       if (is_prop[m]) {
         ExemplarSlot& e = s.rings[2 * slot[m] + (v == 1 ? 0 : 1)][idx];
-        if (epoch_of(e) != epoch) fill_slot(e, ts, v, *rec);
+        if (!current(e)) fill_slot(e, ts, v, *rec);
       } else {
         ExemplarSlot& hi = s.rings[2 * n_props_ + 2 * slot[m]][idx];
         ExemplarSlot& lo = s.rings[2 * n_props_ + 2 * slot[m] + 1][idx];
-        if (epoch_of(hi) != epoch || v > hi.value) fill_slot(hi, ts, v, *rec);
-        if (epoch_of(lo) != epoch || v < lo.value) fill_slot(lo, ts, v, *rec);
+        if (!current(hi) || v > hi.value) fill_slot(hi, ts, v, *rec);
+        if (!current(lo) || v < lo.value) fill_slot(lo, ts, v, *rec);
       }
     }
   }

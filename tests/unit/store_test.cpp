@@ -54,6 +54,47 @@ TEST_CASE("store: windows merge buckets and expire old ones") {
   CHECK(st.query(s, T0 + 900'000, 900'000).records == 0);
 }
 
+TEST_CASE("store: exemplars keep per 15 s slot the first success and the extremes") {
+  Config cfg = gwtest::default_config();
+  MetricRegistry reg;
+  Store st(cfg, reg, {"model", "model_version", "endpoint", "variant"});
+  Series& s = st.series_for({"m", "v1", "chat", "control"});
+  Record rec;
+  rec.fields.assign(kBuiltinFieldCount, FieldValue{});
+  auto add = [&](int64_t ts, bool refusal, double latency, std::string_view id) {
+    rec.fields[kRequestId].type = FieldValue::kString;
+    rec.fields[kRequestId].str = id;
+    st.add(s, ts, obs(reg, refusal, latency), &rec);
+  };
+  auto ids = [&](int metric, int64_t from, int64_t to, bool largest) {
+    std::vector<Store::ExemplarOut> out;
+    st.exemplars(s, metric, from, to, largest, out);
+    std::vector<std::string> r;
+    for (auto& x : out) r.emplace_back(x.slot->id, x.slot->id_len);
+    return r;
+  };
+  using V = std::vector<std::string>;
+  // Slot [T0, T0+15s): three refusals (the first, at the slot's first millisecond, is kept),
+  // latencies 2, 5, 1.
+  add(T0, true, 2.0, "a");
+  add(T0 + 1000, true, 5.0, "b");
+  add(T0 + 14'999, true, 1.0, "c");
+  // The next slot starts exactly at T0+15s.
+  add(T0 + 15'000, true, 3.0, "d");
+  CHECK(ids(kRefusal, T0, T0 + 15'000, true) == V{"a"});
+  CHECK(ids(kLatency, T0, T0 + 15'000, true) == V{"b"});
+  CHECK(ids(kLatency, T0, T0 + 15'000, false) == V{"c"});
+  // Newest success first; largest latency first.
+  CHECK(ids(kRefusal, T0, T0 + 30'000, true) == V{"d", "a"});
+  CHECK(ids(kLatency, T0, T0 + 30'000, true) == V{"b", "d"});
+  // 12 slots later the ring index of the first slot comes round again: the new epoch replaces
+  // the old one's exemplars even with smaller values.
+  add(T0 + 12 * 15'000 + 5, true, 0.5, "e");
+  CHECK(ids(kLatency, T0, T0 + 15'000, true).empty());
+  CHECK(ids(kLatency, T0 + 12 * 15'000, T0 + 13 * 15'000, true) == V{"e"});
+  CHECK(ids(kRefusal, T0, T0 + 13 * 15'000, true) == V{"e", "d"});
+}
+
 TEST_CASE("store: cardinality caps fold into __other__ and count") {
   Config cfg = gwtest::config("series: {max_values_per_label: 3, max_series: 5, label_caps: {variant: 1}}");
   MetricRegistry reg;
