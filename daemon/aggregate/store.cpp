@@ -56,11 +56,27 @@ int64_t Store::retention_ms() const { return cfg_.tiers.empty() ? 0 : cfg_.tiers
 
 Series& Store::series_for(const std::vector<std::string_view>& labels) {
   key_.clear();
-  for (auto& v : labels) {
-    key_.append(v);
-    key_.push_back('\x1f');
+  for (auto& v : labels) append_key(key_, v);
+  return series_for_key(key_);
+}
+
+Series& Store::series_for_key(std::string_view key) {
+  if (auto it = index_.find(key); it != index_.end()) return *it->second;
+  // A new key: its label values back out of it.
+  split_.clear();
+  for (size_t i = 0; i < key.size() && split_.size() < label_names_.size();) {
+    size_t n = 0;
+    for (int shift = 0; i < key.size(); shift += 7) {
+      unsigned char c = static_cast<unsigned char>(key[i++]);
+      n |= size_t(c & 0x7F) << shift;
+      if (!(c & 0x80)) break;
+    }
+    n = std::min(n, key.size() - i);
+    split_.push_back(key.substr(i, n));
+    i += n;
   }
-  if (auto it = index_.find(key_); it != index_.end()) return *it->second;
+  split_.resize(label_names_.size());
+  const std::vector<std::string_view>& labels = split_;
 
   // New label set: apply the per-label caps, then the global cap.
   for (size_t i = 0; i < labels.size(); ++i) {
@@ -77,11 +93,8 @@ Series& Store::series_for(const std::vector<std::string_view>& labels) {
     }
   }
   std::string capped_key;
-  for (auto& v : capped_) {
-    capped_key.append(v);
-    capped_key.push_back('\x1f');
-  }
-  if (capped_key != key_) {
+  for (auto& v : capped_) append_key(capped_key, v);
+  if (capped_key != key) {
     if (auto it = index_.find(capped_key); it != index_.end()) return *it->second;
   }
   if (series_.size() >= cfg_.max_series) {

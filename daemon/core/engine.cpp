@@ -34,7 +34,7 @@ struct Engine::Prepared {
   Outcome outcome = Outcome::kApplied;
   int64_t ts_ms = 0;
   SourcePos pos;
-  std::vector<std::string> labels;
+  std::string series_key;  // Store::append_key of the label values
   std::string request_id;
   Observation obs;
 };
@@ -153,7 +153,6 @@ Engine::Engine(const Config& cfg, std::function<int64_t()> wall_clock_ms, const 
   std::vector<std::string> labels = {"model", "model_version", "endpoint", "variant"};
   for (auto& d : fields_->dimension_names()) labels.push_back(d);
   store_ = std::make_unique<Store>(cfg_, metrics_, labels);
-  labels_.resize(labels.size());
 }
 
 Engine::~Engine() {
@@ -276,21 +275,16 @@ Outcome Engine::prepare(Decoder& decoder, Extractor& extractor, std::string_view
   return Outcome::kApplied;
 }
 
-void Engine::labels_from(const Record& r) {
+void Engine::series_key(const Record& r, std::string& key) const {
   static constexpr size_t kLabelFields[] = {kModel, kModelVersion, kEndpoint, kVariant};
-  for (size_t i = 0; i < 4; ++i) {
-    const FieldValue& v = r[kLabelFields[i]];
-    labels_[i] = v.present() ? v.str : std::string_view();
-  }
-  const auto& dims = fields_->dimension_ids();
-  for (size_t i = 0; i < dims.size(); ++i) {
-    const FieldValue& v = r[dims[i]];
-    labels_[4 + i] = v.present() ? v.str : std::string_view();
-  }
+  key.clear();
+  for (size_t f : kLabelFields) Store::append_key(key, r[f].present() ? r[f].str : std::string_view());
+  for (uint16_t f : fields_->dimension_ids()) Store::append_key(key, r[f].present() ? r[f].str : std::string_view());
 }
 
-// The ordered part: lateness, series, store. `labels_` holds the record's label values.
-Outcome Engine::apply(int64_t ms, const SourcePos& pos, const Observation& o, const Record* rec, std::unique_lock<std::mutex>& g) {
+// The ordered part: lateness, series, store.
+Outcome Engine::apply(int64_t ms, const SourcePos& pos, const Observation& o, const Record* rec, std::string_view series_key,
+                      std::unique_lock<std::mutex>& g) {
   {
     PartitionClock* pc = nullptr;
     for (auto& p : partitions_)
@@ -313,7 +307,7 @@ Outcome Engine::apply(int64_t ms, const SourcePos& pos, const Observation& o, co
       watermark_.store(watermark_locked(), std::memory_order_relaxed);
     }
     if (ms > max_event_ms()) max_event_ms_.store(ms, std::memory_order_relaxed);
-    Series& s = store_->series_for(labels_);
+    Series& s = store_->series_for_key(series_key);
     s.note_source(pc->id);
     store_->add(s, ms, o, rec);
   }
@@ -333,9 +327,9 @@ Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation
   Observation& o = obs_out ? *obs_out : obs_;
   Outcome out = prepare(*decoder_, *extractor_, bytes, pos, r, o, max_ts_ms());
   if (out != Outcome::kApplied) return out;
-  labels_from(r);
+  series_key(r, series_key_);
   auto g = lock();
-  return apply(r.ts_ms, pos, o, &r, g);
+  return apply(r.ts_ms, pos, o, &r, series_key_, g);
 }
 
 namespace {
@@ -351,8 +345,6 @@ inline void prefetch_line(const char* p) {
 }  // namespace
 
 void Engine::prepare_chunk(Worker& w, Job& j, size_t chunk) {
-  static constexpr size_t kLabelFields[] = {kModel, kModelVersion, kEndpoint, kVariant};
-  const auto& dims = fields_->dimension_ids();
   size_t b = chunk * Job::kChunk, e = std::min(j.bytes.size(), b + Job::kChunk);
   Record& r = *w.rec;
   const int64_t max_ts = max_ts_ms();
@@ -375,11 +367,7 @@ void Engine::prepare_chunk(Worker& w, Job& j, size_t chunk) {
     p.outcome = prepare(*w.decoder, *w.extractor, j.bytes[i], p.pos, r, p.obs, max_ts, j.readable_after);
     if (p.outcome != Outcome::kApplied) continue;
     p.ts_ms = r.ts_ms;
-    p.labels.resize(4 + dims.size());
-    for (size_t k = 0; k < p.labels.size(); ++k) {
-      const FieldValue& v = r[k < 4 ? kLabelFields[k] : dims[k - 4]];
-      p.labels[k].assign(v.present() ? v.str : std::string_view());
-    }
+    series_key(r, p.series_key);
     const FieldValue& id = r[kRequestId];
     p.request_id.assign(id.present() ? id.str : std::string_view());
   }
@@ -387,12 +375,11 @@ void Engine::prepare_chunk(Worker& w, Job& j, size_t chunk) {
 
 void Engine::apply_prepared(const Prepared& p, std::unique_lock<std::mutex>& g) {
   if (p.outcome != Outcome::kApplied) return;
-  for (size_t k = 0; k < labels_.size(); ++k) labels_[k] = p.labels[k];
   FieldValue& id = exemplar_rec_.fields[kRequestId];
   id.type = p.request_id.empty() ? FieldValue::kAbsent : FieldValue::kString;
   id.str = p.request_id;
   exemplar_rec_.pos = p.pos;
-  apply(p.ts_ms, p.pos, p.obs, &exemplar_rec_, g);
+  apply(p.ts_ms, p.pos, p.obs, &exemplar_rec_, p.series_key, g);
 }
 
 void Engine::helper_run() {

@@ -86,7 +86,7 @@ class Engine {
   std::array<std::atomic<uint64_t>, size_t(Outcome::kCount)> outcomes_{}, warm_outcomes_{};
   Record rec_;
   Observation obs_;
-  std::vector<std::string_view> labels_;
+  std::string series_key_;  // the record's Store::append_key key (ingest)
   struct PartitionClock {
     std::string topic;
     int32_t partition;
@@ -102,9 +102,12 @@ class Engine {
   Outcome prepare(Decoder& decoder, Extractor& extractor, std::string_view bytes, const SourcePos& pos, Record& r, Observation& o,
                   int64_t max_ts_ms, size_t readable_after = 0);
   int64_t max_ts_ms() const;
-  void labels_from(const Record& r);
+  // The record's series key (Store::append_key over model, model_version, endpoint, variant,
+  // then the dimensions) into `key`.
+  void series_key(const Record& r, std::string& key) const;
   // Called with lock() held in `g`; may release it briefly to log a late record.
-  Outcome apply(int64_t ms, const SourcePos& pos, const Observation& o, const Record* rec, std::unique_lock<std::mutex>& g);
+  Outcome apply(int64_t ms, const SourcePos& pos, const Observation& o, const Record* rec, std::string_view series_key,
+                std::unique_lock<std::mutex>& g);
   struct Prepared;
   struct Job;
   struct Pipeline;

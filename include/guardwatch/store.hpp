@@ -103,6 +103,20 @@ class Store {
 
   // Finds or creates the series of a record's labels, applying the caps.
   Series& series_for(const std::vector<std::string_view>& labels);
+  // The same by a key from append_key: the engine builds it while preparing a record on any
+  // thread, so the ordered part only looks it up.
+  Series& series_for_key(std::string_view key);
+  // Appends the series key of one label value to `key` (call once per label, in label order):
+  // its length (LEB128) and its bytes, so any label value, control bytes included, splits back.
+  static void append_key(std::string& key, std::string_view value) {
+    size_t n = value.size();
+    while (n >= 0x80) {
+      key.push_back(char(0x80 | (n & 0x7F)));
+      n >>= 7;
+    }
+    key.push_back(char(n));
+    key.append(value);
+  }
   // `rec` (optional) supplies the request id and source position kept as exemplars.
   void add(Series& s, int64_t ts_ms, const Observation& obs, const Record* rec = nullptr);
 
@@ -142,11 +156,16 @@ class Store {
   std::vector<std::unordered_set<std::string>> seen_values_;
   std::vector<uint64_t> folded_;
   uint64_t folded_global_ = 0;
-  std::unordered_map<std::string, Series*> index_;
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view k) const { return std::hash<std::string_view>{}(k); }
+  };
+  std::unordered_map<std::string, Series*, KeyHash, std::equal_to<>> index_;  // by append_key keys
   std::vector<std::unique_ptr<Series>> series_;
   Series* other_ = nullptr;
   std::string key_;  // reused lookup buffer
   std::vector<std::string_view> capped_;
+  std::vector<std::string_view> split_;  // a key's label values (series_for_key on a miss)
   std::vector<int32_t> keys_;  // per-metric sketch keys of the current observation
   std::vector<uint16_t> slot_;  // metric id -> index in Bucket::props or Bucket::dists
   std::vector<uint8_t> is_prop_;  // metric id -> proportion (1) or distribution (0), packed for add()

@@ -123,6 +123,40 @@ TEST_CASE("store: cardinality caps fold into __other__ and count") {
 }
 
 TEST_SUITE("unit") {
+TEST_CASE("store: series keys keep any label value apart, control bytes and long values included") {
+  Config cfg = gwtest::default_config();
+  MetricRegistry reg;
+  Store st(cfg, reg, {"model", "model_version", "endpoint", "variant"});
+  const std::string ab("a\x1f" "b"), bc("b\x1f" "c"), nul("a\0b", 3), long_value(300, 'x');
+  // Label sets that a key joined with a separator byte would confuse: "a\x1fb" + "c" against
+  // "a" + "b\x1fc".
+  std::vector<std::vector<std::string_view>> sets = {
+      {ab, "c", "chat", "c"}, {"a", bc, "chat", "c"}, {nul, "", "chat", "c"}, {"", "", "", ""},
+      {long_value, "v", "chat", "c"}, {long_value.substr(0, 128), "v", "chat", "c"}, {long_value.substr(0, 127), "v", "chat", "c"}};
+  std::vector<Series*> made;
+  for (auto& ls : sets) {
+    Series& s = st.series_for(ls);
+    made.push_back(&s);
+    REQUIRE(s.labels.size() == 4);
+    for (size_t i = 0; i < 4; ++i) CHECK(s.labels[i] == ls[i]);
+  }
+  CHECK(st.series().size() == sets.size());
+  // The same labels find the same series, by labels or by a key built label by label.
+  for (size_t k = 0; k < sets.size(); ++k) {
+    CHECK(&st.series_for(sets[k]) == made[k]);
+    std::string key;
+    for (auto v : sets[k]) Store::append_key(key, v);
+    CHECK(&st.series_for_key(key) == made[k]);
+  }
+  // A series first seen by key gets its labels back from the key.
+  const std::vector<std::string> labels = {"m", long_value.substr(0, 200), "", "d"};
+  std::string key;
+  for (auto& v : labels) Store::append_key(key, v);
+  Series& fresh = st.series_for_key(key);
+  CHECK(fresh.labels == labels);
+  CHECK(&st.series_for({labels[0], labels[1], labels[2], labels[3]}) == &fresh);
+}
+
 TEST_CASE("store: memory per series stays within budget (docs/operations.md)") {
   Config cfg = gwtest::default_config();
   MetricRegistry reg;
