@@ -114,7 +114,9 @@ Series& Store::series_for_key(std::string_view key) {
   Series* raw = s.get();
   series_.push_back(std::move(s));
   index_.emplace(capped_key, raw);
-  // Cache the uncapped key too (bounded: only label sets that map to a new capped series).
+  // Only the capped key is indexed: a record whose label set was folded takes this path again
+  // (and counts in folded_ again) every time. Indexing the uncapped key as well would be faster
+  // for folded series, but unbounded, and it would stop those counts.
   return *raw;
 }
 
