@@ -18,8 +18,8 @@
 #include "guardwatch/engine.hpp"
 #include "guardwatch/extract.hpp"
 #include "guardwatch/metrics.hpp"
-#include "baseline_parse.hpp"
 #include "guardwatch/source.hpp"
+#include "baseline_parse.hpp"
 #include "read_lines.hpp"
 
 using namespace gw;

@@ -66,7 +66,7 @@ Series& Store::series_for_key(std::string_view key) {
   split_.clear();
   for (size_t i = 0; i < key.size() && split_.size() < label_names_.size();) {
     size_t n = 0;
-    for (int shift = 0; i < key.size(); shift += 7) {
+    for (int shift = 0; i < key.size() && shift < 64; shift += 7) {
       unsigned char c = static_cast<unsigned char>(key[i++]);
       n |= size_t(c & 0x7F) << shift;
       if (!(c & 0x80)) break;
