@@ -62,6 +62,11 @@ Series& Store::series_for(const std::vector<std::string_view>& labels) {
 
 Series& Store::series_for_key(std::string_view key) {
   if (auto it = index_.find(key); it != index_.end()) return *it->second;
+  if (auto it = folded_keys_.find(key); it != folded_keys_.end()) {
+    for (uint16_t i : it->second.labels) ++folded_[i];
+    folded_global_ += it->second.global;
+    return *it->second.series;
+  }
   // A new key: its label values back out of it.
   split_.clear();
   for (size_t i = 0; i < key.size() && split_.size() < label_names_.size();) {
@@ -79,6 +84,12 @@ Series& Store::series_for_key(std::string_view key) {
   const std::vector<std::string_view>& labels = split_;
 
   // New label set: apply the per-label caps, then the global cap.
+  folding_.clear();
+  auto folded = [&](Series& series, bool global) -> Series& {
+    if (folded_keys_.size() >= kMaxFoldedKeys) folded_keys_.clear();
+    folded_keys_.emplace(std::string(key), FoldedKey{&series, folding_, global});
+    return series;
+  };
   for (size_t i = 0; i < labels.size(); ++i) {
     auto& seen = seen_values_[i];
     std::string v(labels[i]);
@@ -90,12 +101,13 @@ Series& Store::series_for_key(std::string_view key) {
     } else {
       capped_[i] = kOther;
       ++folded_[i];
+      folding_.push_back(uint16_t(i));
     }
   }
   std::string capped_key;
   for (auto& v : capped_) append_key(capped_key, v);
   if (capped_key != key) {
-    if (auto it = index_.find(capped_key); it != index_.end()) return *it->second;
+    if (auto it = index_.find(capped_key); it != index_.end()) return folded(*it->second, false);
   }
   if (series_.size() >= cfg_.max_series) {
     ++folded_global_;
@@ -106,7 +118,7 @@ Series& Store::series_for_key(std::string_view key) {
       other_ = s.get();
       series_.push_back(std::move(s));
     }
-    return *other_;
+    return folded(*other_, true);
   }
   auto s = std::make_unique<Series>();
   for (auto& v : capped_) s->labels.emplace_back(v);
@@ -114,10 +126,7 @@ Series& Store::series_for_key(std::string_view key) {
   Series* raw = s.get();
   series_.push_back(std::move(s));
   index_.emplace(capped_key, raw);
-  // Only the capped key is indexed: a record whose label set was folded takes this path again
-  // (and counts in folded_ again) every time. Indexing the uncapped key as well would be faster
-  // for folded series, but unbounded, and it would stop those counts.
-  return *raw;
+  return capped_key != key ? folded(*raw, false) : *raw;
 }
 
 void Store::init_series(Series& s) const {
@@ -304,6 +313,7 @@ size_t Store::memory_bytes() const {
         total += (b.dists.capacity() - b.dists.size()) * sizeof(DistAgg);
       }
   }
+  for (auto& [key, f] : folded_keys_) total += 64 + key.capacity() + f.labels.capacity() * sizeof(uint16_t);
   return total + index_.size() * 64;
 }
 

@@ -166,6 +166,17 @@ class Store {
   std::string key_;  // reused lookup buffer
   std::vector<std::string_view> capped_;
   std::vector<std::string_view> split_;  // a key's label values (series_for_key on a miss)
+  // Keys whose label sets the caps folded, with their series and what each record of them adds
+  // to the folded counts: the caps decide a key once and for good (the seen sets only grow), so
+  // its later records skip the cap checks. Bounded; emptied when full.
+  struct FoldedKey {
+    Series* series;
+    std::vector<uint16_t> labels;  // label indices folded into __other__
+    bool global;                   // folded by series.max_series
+  };
+  std::unordered_map<std::string, FoldedKey, KeyHash, std::equal_to<>> folded_keys_;
+  static constexpr size_t kMaxFoldedKeys = 8192;
+  std::vector<uint16_t> folding_;  // the label indices folded for the key at hand
   std::vector<int32_t> keys_;  // per-metric sketch keys of the current observation
   std::vector<uint16_t> slot_;  // metric id -> index in Bucket::props or Bucket::dists
   std::vector<uint8_t> is_prop_;  // metric id -> proportion (1) or distribution (0), packed for add()

@@ -123,6 +123,39 @@ TEST_CASE("store: cardinality caps fold into __other__ and count") {
 }
 
 TEST_SUITE("unit") {
+TEST_CASE("store: a folded label set counts on every record, also once its fold is remembered") {
+  Config cfg = gwtest::config("series: {max_values_per_label: 2, max_series: 3}");
+  MetricRegistry reg;
+  Store st(cfg, reg, {"model", "model_version", "endpoint", "variant"});
+  st.series_for({"a", "v", "chat", "c"});
+  st.series_for({"b", "v", "chat", "c"});  // the model cap (2) is reached
+  Series& other_model = st.series_for({"z", "v", "chat", "c"});
+  CHECK(other_model.labels == std::vector<std::string>{Store::kOther, "v", "chat", "c"});
+  CHECK(st.folded()[0] == 1);
+  for (int i = 0; i < 5; ++i) CHECK(&st.series_for({"z", "v", "chat", "c"}) == &other_model);
+  CHECK(st.folded()[0] == 6);
+  CHECK(&st.series_for({"y", "v", "chat", "c"}) == &other_model);
+  CHECK(st.folded()[0] == 7);
+  CHECK(&st.series_for({"a", "v", "chat", "c"}) != &other_model);  // kept values stay kept
+  CHECK(st.folded()[0] == 7);
+  // Three series exist: a new label set within the per-label caps folds whole (max_series).
+  Series& global = st.series_for({"a", "v", "search", "c"});
+  CHECK(global.labels == std::vector<std::string>(4, Store::kOther));
+  CHECK(st.folded_global() == 1);
+  for (int i = 0; i < 3; ++i) CHECK(&st.series_for({"a", "v", "search", "c"}) == &global);
+  CHECK(st.folded_global() == 4);
+  CHECK(st.folded()[0] == 7);
+  // More folded keys than are remembered at once: every record still counts once.
+  std::vector<std::string> models;
+  for (int i = 0; i < 10'000; ++i) models.push_back("m" + std::to_string(i));
+  size_t elsewhere = 0;
+  for (int round = 0; round < 2; ++round)
+    for (auto& m : models) elsewhere += &st.series_for({m, "v", "chat", "c"}) != &other_model;
+  CHECK(elsewhere == 0);
+  CHECK(st.folded()[0] == 7 + 20'000);
+  CHECK(st.series().size() == 4);
+}
+
 TEST_CASE("store: series keys keep any label value apart, control bytes and long values included") {
   Config cfg = gwtest::default_config();
   MetricRegistry reg;
