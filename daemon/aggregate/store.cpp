@@ -86,8 +86,13 @@ Series& Store::series_for_key(std::string_view key) {
   // New label set: apply the per-label caps, then the global cap.
   folding_.clear();
   auto folded = [&](Series& series, bool global) -> Series& {
-    if (folded_keys_.size() >= kMaxFoldedKeys) folded_keys_.clear();
+    if (folded_keys_.size() >= kMaxFoldedKeys || folded_key_bytes_ + key.size() > kMaxFoldedKeyBytes) {
+      folded_keys_.clear();
+      folded_key_bytes_ = 0;
+    }
+    if (key.size() > kMaxFoldedKeyBytes) return series;  // not worth keeping
     folded_keys_.emplace(std::string(key), FoldedKey{&series, folding_, global});
+    folded_key_bytes_ += key.size();
     return series;
   };
   for (size_t i = 0; i < labels.size(); ++i) {

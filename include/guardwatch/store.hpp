@@ -168,14 +168,16 @@ class Store {
   std::vector<std::string_view> split_;  // a key's label values (series_for_key on a miss)
   // Keys whose label sets the caps folded, with their series and what each record of them adds
   // to the folded counts: the caps decide a key once and for good (the seen sets only grow), so
-  // its later records skip the cap checks. Bounded; emptied when full.
+  // its later records skip the cap checks. Bounded by count and by key bytes (label values can
+  // be long); emptied when either is reached.
   struct FoldedKey {
     Series* series;
     std::vector<uint16_t> labels;  // label indices folded into __other__
     bool global;                   // folded by series.max_series
   };
   std::unordered_map<std::string, FoldedKey, KeyHash, std::equal_to<>> folded_keys_;
-  static constexpr size_t kMaxFoldedKeys = 8192;
+  static constexpr size_t kMaxFoldedKeys = 8192, kMaxFoldedKeyBytes = 4 << 20;
+  size_t folded_key_bytes_ = 0;
   std::vector<uint16_t> folding_;  // the label indices folded for the key at hand
   std::vector<int32_t> keys_;  // per-metric sketch keys of the current observation
   std::vector<uint16_t> slot_;  // metric id -> index in Bucket::props or Bucket::dists

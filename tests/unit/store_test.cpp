@@ -154,6 +154,15 @@ TEST_CASE("store: a folded label set counts on every record, also once its fold 
   CHECK(elsewhere == 0);
   CHECK(st.folded()[0] == 7 + 20'000);
   CHECK(st.series().size() == 4);
+  // Long label values: what is remembered stays within its byte budget (4 MiB), and counts hold.
+  size_t before = st.memory_bytes();
+  for (int i = 0; i < 200; ++i) {
+    std::string m = std::to_string(i) + std::string(64 << 10, 'x');
+    for (int round = 0; round < 2; ++round) elsewhere += &st.series_for({m, "v", "chat", "c"}) != &other_model;
+  }
+  CHECK(elsewhere == 0);
+  CHECK(st.folded()[0] == 7 + 20'000 + 400);
+  CHECK(st.memory_bytes() < before + (5 << 20));
 }
 
 TEST_CASE("store: series keys keep any label value apart, control bytes and long values included") {
