@@ -2,6 +2,10 @@
 // configured JSON pointers, so a record costs one walk however many fields are configured.
 #include <simdjson.h>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #include <cstring>
 #include <stdexcept>
 #include <unordered_map>
@@ -216,9 +220,16 @@ struct Decoder::Impl {
   // The key as it stands in the document when it has no escapes (the usual case): no copy into
   // simdjson's string buffer. Otherwise the unescaped key. stage 1 has validated the quotes
   // and UTF-8, so the closing quote is there.
+  // Keys are short: the first 16 bytes are compared at once (they are readable: at least the
+  // document's padding follows the key), and only a longer key goes on byte by byte.
   static simdjson::error_code key_of(simdjson::ondemand::field& field, std::string_view& key) {
     const char* b = field.key().raw();
     const char* e = b;
+#if defined(__SSE2__)
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
+    const unsigned m = unsigned(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')))));
+    e = m ? b + __builtin_ctz(m) : b + 16;
+#endif
     while (*e != '"' && *e != '\\') ++e;
     if (*e == '"') {
       key = std::string_view(b, size_t(e - b));

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cstdio>
+
 #include "guardwatch/decode.hpp"
 #include "helpers.hpp"
 
@@ -137,6 +139,43 @@ TEST_CASE("decode: escaped keys are unescaped before lookup, plain keys are read
   CHECK_FALSE(r[kLatencyMs].present());
   CHECK(d.decode(R"({"ts":1795672800,"lat)", r).outcome == Outcome::kInvalidJson);
   CHECK(d.decode("{\"ts\":1795672800,\"k\\ud800\":1}", r).outcome != Outcome::kApplied);
+}
+
+TEST_CASE("decode: keys of every length up to 40, plain or escaped anywhere, last in the document or not") {
+  // The decoder finds a plain key's closing quote 16 bytes at a time: keys around and past
+  // that width, escapes before and after it, and a key right before the end of the input.
+  for (size_t len = 1; len <= 40; ++len) {
+    std::string key;
+    for (size_t i = 0; i < len; ++i) key += char('a' + i % 26);
+    Config cfg = gwtest::config("input: {dimensions: {d: /" + key + "}}");
+    FieldSet fs(cfg);
+    Decoder d(fs, cfg.max_record_bytes);
+    std::vector<std::string> spellings{key};
+    for (size_t at : {size_t(0), len / 2, size_t(15), size_t(16), len - 1})
+      if (at < len) {
+        char esc[8];
+        std::snprintf(esc, sizeof esc, "\\u%04x", unsigned(key[at]));
+        spellings.push_back(key.substr(0, at) + esc + key.substr(at + 1));
+      }
+    for (auto& k : spellings) {
+      for (bool last : {false, true}) {
+        std::string doc = last ? R"({"ts":1795672800,")" + k + R"(":"v"})" : R"({")" + k + R"(":"v","ts":1795672800})";
+        CAPTURE(doc);
+        // In place with only the required padding after it, and through the decoder's own copy.
+        std::string buf = doc + std::string(Decoder::kPadding, ' ');
+        Record a, b;
+        REQUIRE(d.decode(std::string_view(buf.data(), doc.size()), a, Decoder::kPadding).outcome == Outcome::kApplied);
+        REQUIRE(d.decode(doc, b).outcome == Outcome::kApplied);
+        CHECK(a[fs.dimension_ids().at(0)].str == "v");
+        CHECK(b[fs.dimension_ids().at(0)].str == "v");
+        // One byte more or less is another key.
+        std::string longer = doc;
+        longer.insert(doc.find(k) + k.size(), "z");
+        REQUIRE(d.decode(longer, b).outcome == Outcome::kApplied);
+        CHECK_FALSE(b[fs.dimension_ids().at(0)].present());
+      }
+    }
+  }
 }
 
 TEST_CASE("decode: RFC 3339 timestamps") {
