@@ -244,10 +244,12 @@ Matcher::Matcher(std::vector<LexiconSpec> lexicons, const std::string& cache_dir
     const std::string& re = patterns_[i].regex;
     // Without code exclusion the first match is all we need.
     unsigned fl = kFlags | (impl_->pattern_opts[i].ignore_code ? 0u : unsigned(HS_FLAG_SINGLEMATCH));
+    // The limit counts characters; Vectorscan counts bytes. A UTF-8 character takes at most 4,
+    // so no match ending past 4 bytes per character can count; scan() checks the rest.
     hs_expr_ext_t limit{};
     if (uint32_t l = impl_->pattern_opts[i].limit) {
       limit.flags = HS_EXT_FLAG_MAX_OFFSET;
-      limit.max_offset = l;
+      limit.max_offset = 4ull * l;
     }
     auto add = [&](Set& set, std::string expr, const hs_expr_ext_t& ext) {
       set.exprs.push_back(std::move(expr));
@@ -370,7 +372,9 @@ void Matcher::scan(std::string_view text, std::vector<uint32_t>& out) {
   size_t first = out.size();
   for (auto& h : impl_->hits) {
     auto& o = impl_->pattern_opts[h.id];
-    if (o.limit && h.end > o.limit) continue;  // an anchored pattern's match past its lexicon's limit
+    // A lexicon's limit is in characters: a match ending within that many bytes is inside it;
+    // one ending later is when the text before its end has no more characters than that.
+    if (o.limit && h.end > o.limit && (h.end > 4ull * o.limit || utf8_length(text.substr(0, size_t(h.end))) > o.limit)) continue;
     if (o.ignore_code) {
       if (!code_done) {
         code_ranges(text, code);

@@ -118,12 +118,27 @@ TEST_CASE("lexicon: a refusal phrase deep in a long answer does not count") {
   CHECK_FALSE(lex().refusal(t));
 }
 
-TEST_CASE("lexicon: the refusal scan limit is the byte offset where a match must end (600)") {
+TEST_CASE("lexicon: the refusal scan limit is where a match must end, in characters (600)") {
   const std::string phrase = " I must decline";  // the only match ends after "decline"
   std::string at_limit = std::string(600 - phrase.size(), 'a') + phrase + ". More text follows here.";
   std::string past_limit = "a" + at_limit;
   CHECK(lex().refusal(at_limit));
   CHECK_FALSE(lex().refusal(past_limit));
+  // Characters, not bytes: the same phrase after 2-, 3- and 4-byte characters, ending at the
+  // 600th character (at byte 1,185, 1,770 and 2,355) and at the 601st.
+  for (std::string filler : {"é", "的", "😀"}) {
+    CAPTURE(filler);
+    std::string before;
+    for (size_t i = 0; i < 600 - phrase.size(); ++i) before += filler;
+    CHECK(lex().refusal(before + phrase + ". More text."));
+    CHECK_FALSE(lex().refusal(filler + before + phrase + ". More text."));
+  }
+  // A Chinese refusal after a 594-character preamble ends at character 600.
+  const std::string zh = "抱歉，我无法";  // zh_baoqian_wufa, 6 characters
+  std::string preamble;
+  for (size_t i = 0; i < 594; ++i) preamble += "的";
+  CHECK(lex().refusal(preamble + zh + "回答这个问题。"));
+  CHECK_FALSE(lex().refusal("的" + preamble + zh + "回答这个问题。"));
 }
 
 TEST_CASE("lexicon: citations") {
@@ -360,6 +375,8 @@ TEST_CASE("lexicon: rare-byte patterns keep their lexicon's scan limit and code 
       {"[ref] at the start", {"ref"}},
       {"fifteen chars. [src]", {"ref"}},  // ends at byte 20: inside the limit
       {"sixteen chars.. [src]", {}},      // ends at byte 21
+      {"ééééééééééééééé [src]", {}},      // 21 characters (36 bytes)
+      {"éééééééééééééé [src]", {"ref"}},  // 20 characters (34 bytes): inside the limit
       {"`[ref]` in code", {}},
       {"`[ref]` and [ref]", {"ref"}},
       {"plain", {"alt"}},
