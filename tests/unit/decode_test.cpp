@@ -168,7 +168,7 @@ TEST_CASE("decode: keys of every length up to 40, plain or escaped anywhere, las
         REQUIRE(d.decode(doc, b).outcome == Outcome::kApplied);
         CHECK(a[fs.dimension_ids().at(0)].str == "v");
         CHECK(b[fs.dimension_ids().at(0)].str == "v");
-        // One byte more or less is another key.
+        // One byte more is another key.
         std::string longer = doc;
         longer.insert(doc.find(k) + k.size(), "z");
         REQUIRE(d.decode(longer, b).outcome == Outcome::kApplied);
