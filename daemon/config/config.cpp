@@ -46,7 +46,7 @@ const Option kOptions[] = {
     {"windows", "map", "", "Rolling windows."},
     {"windows.report", "list of durations", "[1m, 5m, 15m, 1h]", "Windows exported on /metrics and in replay reports (label `window`)."},
     {"windows.tiers", "list of {resolution, slots}", "[{resolution: 1m, slots: 64}, {resolution: 30m, slots: 54}]", "Rings of time buckets. A window is answered from the finest tier that retains it; the coarsest tier's retention (resolution x slots, 27h by default) bounds the longest window plus offset (enough for a 2h baseline 1d ago)."},
-    {"windows.allowed_lateness", "duration", "2m", "Records older than the newest event time minus this are counted as `late` and skipped."},
+    {"windows.allowed_lateness", "duration", "2m", "Records older than the newest event time of their input (for Kafka, of their partition, so a partition read later is not late) minus this are counted as `late` and skipped."},
     {"windows.max_future", "duration", "5m", "Live mode: records further ahead of the wall clock are counted as `bad_timestamp`."},
     {"series", "map", "", "Cardinality caps."},
     {"series.max_series", "count", "10000", "Global cap on series; new label sets beyond it fold into one series whose labels are all `__other__`."},
