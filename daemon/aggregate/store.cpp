@@ -86,11 +86,12 @@ Series& Store::series_for_key(std::string_view key) {
   // New label set: apply the per-label caps, then the global cap.
   folding_.clear();
   auto folded = [&](Series& series, bool global) -> Series& {
+    // A key over the whole budget is not kept, and does not empty what is kept either.
+    if (key.size() > kMaxFoldedKeyBytes) return series;
     if (folded_keys_.size() >= kMaxFoldedKeys || folded_key_bytes_ + key.size() > kMaxFoldedKeyBytes) {
       folded_keys_.clear();
       folded_key_bytes_ = 0;
     }
-    if (key.size() > kMaxFoldedKeyBytes) return series;  // not worth keeping
     folded_keys_.emplace(std::string(key), FoldedKey{&series, folding_, global});
     folded_key_bytes_ += key.size();
     return series;

@@ -163,6 +163,14 @@ TEST_CASE("store: a folded label set counts on every record, also once its fold 
   CHECK(elsewhere == 0);
   CHECK(st.folded()[0] == 7 + 20'000 + 400);
   CHECK(st.memory_bytes() < before + (5 << 20));
+  // A label set longer than that whole budget is counted but not kept, and keeps nothing else
+  // from being kept: what is remembered does not shrink.
+  for (int i = 0; i < 50; ++i) st.series_for({"short" + std::to_string(i), "v", "chat", "c"});
+  size_t kept = st.memory_bytes();
+  const std::string huge(5 << 20, 'h');
+  CHECK(&st.series_for({huge, "v", "chat", "c"}) == &other_model);
+  CHECK(st.folded()[0] == 7 + 20'000 + 400 + 50 + 1);
+  CHECK(st.memory_bytes() >= kept);
 }
 
 TEST_CASE("store: series keys keep any label value apart, control bytes and long values included") {
