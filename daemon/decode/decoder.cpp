@@ -6,6 +6,7 @@
 #include <immintrin.h>
 #endif
 
+#include <charconv>
 #include <cstring>
 #include <stdexcept>
 #include <unordered_map>
@@ -175,10 +176,14 @@ struct Decoder::Impl {
         double d;
         if (v.get_double().get(d)) return fail(res, Outcome::kInvalidJson, "bad number");
         fv.type = FieldValue::kNumber;
-        fv.num = d;
         std::string_view raw = v.raw_json_token();
         while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\n' || raw.back() == '\r' || raw.back() == '\t')) raw.remove_suffix(1);
         fv.str = raw;
+        // simdjson 3.0.1 (Debian 12) misreads a fraction with 20 or more digits after a zero
+        // integer part (0.95000000000000000000 as 0.0277; simdjson issue #2093, fixed in 3.6.3):
+        // simdjson checks the grammar, std::from_chars gives the correctly rounded value.
+        if (double c; std::from_chars(raw.data(), raw.data() + raw.size(), c).ec == std::errc()) d = c;
+        fv.num = d;
         break;
       }
       case json_type::string: {

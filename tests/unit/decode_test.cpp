@@ -178,6 +178,19 @@ TEST_CASE("decode: keys of every length up to 40, plain or escaped anywhere, las
   }
 }
 
+TEST_CASE("decode: numbers with many digits are read to the nearest double") {
+  // simdjson 3.0.1 read 0.95000000000000000000 as 0.0277 (its issue #2093).
+  Config cfg = gwtest::default_config();
+  FieldSet fs(cfg);
+  Decoder d(fs, cfg.max_record_bytes);
+  Record r;
+  REQUIRE(d.decode(R"({"judge_score":0.95000000000000000000,"cost_usd":0.89999999999999999999999999999,"latency_ms":1000000000.000000001})", r).outcome == Outcome::kApplied);
+  CHECK(r[kJudgeScore].num == 0.95);
+  CHECK(r[kCostUsd].num == 0.9);
+  CHECK(r[kLatencyMs].num == 1e9);
+  CHECK(r[kJudgeScore].str == "0.95000000000000000000");
+}
+
 TEST_CASE("decode: RFC 3339 timestamps") {
   int64_t ms = 0;
   REQUIRE(parse_rfc3339("2026-11-26T06:00:00.123Z", ms));
