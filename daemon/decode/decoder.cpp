@@ -7,6 +7,7 @@
 #endif
 
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <unordered_map>
@@ -204,6 +205,15 @@ struct Decoder::Impl {
       }
       default: fv.type = FieldValue::kOther; break;
     }
+    uint16_t bad = assign_leaf(fv, n, r);
+    if (bad != kNoField) return fail(res, Outcome::kWrongType, std::string("field ") + FieldSet::builtin_name(bad) + " has the wrong JSON type");
+    return true;
+  }
+
+  // Stores a leaf's value in every field located there; returns the first field whose type it
+  // is not (kNoField when all took it).
+  static constexpr uint16_t kNoField = 0xFFFF;
+  [[gnu::always_inline]] inline uint16_t assign_leaf(const FieldValue& fv, const Node& n, Record& r) const {
     for (uint16_t id : n.fields) {
       Want w = wants[id];
       bool ok = fv.type == FieldValue::kNull || fv.type == FieldValue::kAbsent;
@@ -214,12 +224,12 @@ struct Decoder::Impl {
         case Want::kTime: ok |= fv.type == FieldValue::kNumber || fv.type == FieldValue::kString; break;
         case Want::kLabel: ok |= fv.type == FieldValue::kString || fv.type == FieldValue::kNumber || fv.type == FieldValue::kBool; break;
       }
-      if (!ok) return fail(res, Outcome::kWrongType, std::string("field ") + FieldSet::builtin_name(id) + " has the wrong JSON type");
+      if (!ok) return id;
       FieldValue out = fv;
       if (id == kUserFeedback && fv.type == FieldValue::kBool) out.num = fv.num > 0 ? 1 : -1;
       r.fields[id] = out;
     }
-    return true;
+    return kNoField;
   }
 
   // The key as it stands in the document when it has no escapes (the usual case): no copy into
@@ -295,9 +305,279 @@ struct Decoder::Impl {
     return true;
   }
 
+  // --- The fast path ----------------------------------------------------------------------
+  // simdjson indexes every byte of a document (stage 1) before On-Demand walks it, and copies
+  // every string it reads; a log record is mostly one long response string, so both passes are
+  // mostly over that one string. The fast path reads a document in one strict pass instead:
+  // strings are searched 32 bytes at a time for their end and read in place unless they hold an
+  // escape. It only ever accepts: at anything it does not check itself (a \u escape, a control
+  // character, invalid UTF-8, a number it cannot convert exactly, deep nesting, a field of the
+  // wrong type, any syntax error) it gives up, and the document goes through simdjson, whose
+  // verdict stands. What it accepts is valid JSON, read to the values simdjson reads from it
+  // (tests/unit/decode_test.cpp and the decoder fuzz target compare the two).
+  bool fast_enabled = true;
+  uint64_t fast_reads = 0;
+#if defined(__AVX2__) && defined(__BMI2__)
+  std::unique_ptr<char[]> ubuf;  // unescaped strings of the current document
+  size_t ubuf_cap = 0;
+  char* uo = nullptr;
+  static constexpr int kFastMaxDepth = 32;
+
+  static bool json_ws(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+  static void skip_ws(const char*& p, const char* end) {
+    while (p < end && json_ws(*p)) ++p;
+  }
+
+  // A string whose opening quote is at p[-1]. Leaves p after the closing quote.
+  bool fast_string(const char*& p, const char* end, std::string_view& out) {
+    const char* start = p;
+    char* o = nullptr;  // where unescaped bytes go, once an escape was seen
+    uint32_t high = 0;
+    const __m256i quote = _mm256_set1_epi8('"'), bslash = _mm256_set1_epi8('\\'), ctl = _mm256_set1_epi8(0x1F);
+    for (;;) {
+      if (p >= end) return false;
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));  // padding makes 32 bytes readable
+      const uint32_t stop = uint32_t(_mm256_movemask_epi8(_mm256_or_si256(
+          _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, bslash)), _mm256_cmpeq_epi8(_mm256_min_epu8(v, ctl), v))));
+      const uint32_t hi = uint32_t(_mm256_movemask_epi8(v));
+      if (o) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), v);
+      // The usual block holds none of the three: the next address then does not wait on this
+      // block's compare (a predicted branch, where a computed step would chain the loads).
+      if (!stop) {
+        high |= hi;
+        if (o) o += 32;
+        p += 32;
+        continue;
+      }
+      const unsigned k = unsigned(__builtin_ctz(stop));
+      high |= _bzhi_u32(hi, k);
+      if (o) o += k;
+      p += k;
+      if (p >= end) return false;  // the string does not end within the document
+      if (*p == '"') break;
+      if (*p != '\\' || p + 1 >= end) return false;  // a control character, or a cut escape
+      if (!o) {
+        o = uo;
+        std::memcpy(o, start, size_t(p - start));
+        o += p - start;
+      }
+      switch (p[1]) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '/': *o++ = '/'; break;
+        case 'b': *o++ = '\b'; break;
+        case 'f': *o++ = '\f'; break;
+        case 'n': *o++ = '\n'; break;
+        case 'r': *o++ = '\r'; break;
+        case 't': *o++ = '\t'; break;
+        default: return false;  // \u (left to simdjson) or not an escape
+      }
+      p += 2;
+    }
+    // Escapes are ASCII, so the raw bytes are valid UTF-8 exactly when the string is.
+    if (high && !simdjson::validate_utf8(start, size_t(p - start))) return false;
+    if (o) {
+      out = std::string_view(uo, size_t(o - uo));
+      uo = o;
+    } else {
+      out = std::string_view(start, size_t(p - start));
+    }
+    ++p;
+    return true;
+  }
+
+  // A number by JSON's grammar; its value is the double nearest to it (as simdjson's, which
+  // read_leaf corrects for simdjson 3.0.1's misreading of long fractions).
+  static bool fast_number(const char*& p, const char* end, FieldValue& fv) {
+    const char* s = p;
+    const bool neg = p < end && *p == '-';
+    p += neg;
+    auto digit = [&] { return p < end && unsigned(*p - '0') < 10u; };
+    uint64_t v = 0;
+    if (p < end && *p == '0') {
+      ++p;
+    } else if (digit()) {
+      while (digit()) v = v * 10 + unsigned(*p++ - '0');
+    } else {
+      return false;
+    }
+    const size_t int_digits = size_t(p - s) - neg;
+    bool integral = true;
+    if (p < end && *p == '.') {
+      ++p;
+      if (!digit()) return false;
+      while (digit()) ++p;
+      integral = false;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+      ++p;
+      if (p < end && (*p == '+' || *p == '-')) ++p;
+      const char* e = p;
+      while (digit()) ++p;
+      // simdjson rejects exponents of more than 18 digits, even 0e...: long ones are its to judge.
+      if (p == e || p - e > 4) return false;
+      integral = false;
+    }
+    double d;
+    if (integral && int_digits <= 15) {  // below 2^53: exact
+      d = double(v);
+      if (neg) d = -d;
+    } else {
+      auto r = std::from_chars(s, p, d);
+      if (r.ec != std::errc() || r.ptr != p || !std::isfinite(d)) return false;
+    }
+    fv.type = FieldValue::kNumber;
+    fv.num = d;
+    fv.str = std::string_view(s, size_t(p - s));
+    return true;
+  }
+
+  static bool fast_literal(const char*& p, const char* end, const char* word, size_t n) {
+    if (size_t(end - p) < n || std::memcmp(p, word, n) != 0) return false;
+    p += n;
+    return true;
+  }
+
+  // Any value at p (not at the end). n is the trie node it stands at, or null to skip it.
+  bool fast_value(const char*& p, const char* end, const Node* n, Record& r, int depth) {
+    if (n && !n->fields.empty()) {
+      FieldValue fv;
+      switch (*p) {
+        case '"':
+          ++p;
+          if (!fast_string(p, end, fv.str)) return false;
+          fv.type = FieldValue::kString;
+          break;
+        case '{':
+        case '[':
+          if (!fast_value(p, end, nullptr, r, depth)) return false;
+          fv.type = FieldValue::kOther;
+          break;
+        case 't':
+          if (!fast_literal(p, end, "true", 4)) return false;
+          fv = {FieldValue::kBool, 1, "true"};
+          break;
+        case 'f':
+          if (!fast_literal(p, end, "false", 5)) return false;
+          fv = {FieldValue::kBool, 0, "false"};
+          break;
+        case 'n':
+          if (!fast_literal(p, end, "null", 4)) return false;
+          fv.type = FieldValue::kNull;
+          break;
+        default:
+          if (!fast_number(p, end, fv)) return false;
+      }
+      return assign_leaf(fv, *n, r) == kNoField;
+    }
+    if (n && n->children.empty()) n = nullptr;
+    switch (*p) {
+      case '"': {
+        ++p;
+        std::string_view s;
+        return fast_string(p, end, s);
+      }
+      case '{': return fast_object(p, end, n, r, depth + 1);
+      case '[': return fast_array(p, end, n, r, depth + 1);
+      case 't': return fast_literal(p, end, "true", 4);
+      case 'f': return fast_literal(p, end, "false", 5);
+      case 'n': return fast_literal(p, end, "null", 4);
+      default: {
+        FieldValue fv;
+        return fast_number(p, end, fv);
+      }
+    }
+  }
+
+  bool fast_object(const char*& p, const char* end, const Node* n, Record& r, int depth) {
+    if (depth > kFastMaxDepth) return false;
+    ++p;
+    skip_ws(p, end);
+    if (p < end && *p == '}') {
+      ++p;
+      return true;
+    }
+    for (;;) {
+      if (p >= end || *p != '"') return false;
+      ++p;
+      std::string_view key;
+      if (!fast_string(p, end, key)) return false;
+      skip_ws(p, end);
+      if (p >= end || *p != ':') return false;
+      ++p;
+      skip_ws(p, end);
+      if (p >= end) return false;
+      const Node* child = nullptr;
+      if (n)
+        if (auto* c = n->find(key)) child = &nodes[c->second];
+      if (!fast_value(p, end, child, r, depth)) return false;
+      skip_ws(p, end);
+      if (p >= end) return false;
+      if (*p == '}') {
+        ++p;
+        return true;
+      }
+      if (*p != ',') return false;
+      ++p;
+      skip_ws(p, end);
+    }
+  }
+
+  bool fast_array(const char*& p, const char* end, const Node* n, Record& r, int depth) {
+    if (depth > kFastMaxDepth) return false;
+    ++p;
+    skip_ws(p, end);
+    if (p < end && *p == ']') {
+      ++p;
+      return true;
+    }
+    for (size_t idx = 0;; ++idx) {
+      if (p >= end) return false;
+      const Node* child = nullptr;
+      if (n) {
+        char buf[24];
+        auto [e, ec] = std::to_chars(buf, buf + sizeof buf, idx);
+        if (auto* c = n->find(std::string_view(buf, size_t(e - buf)))) child = &nodes[c->second];
+      }
+      if (!fast_value(p, end, child, r, depth)) return false;
+      skip_ws(p, end);
+      if (p >= end) return false;
+      if (*p == ']') {
+        ++p;
+        return true;
+      }
+      if (*p != ',') return false;
+      ++p;
+      skip_ws(p, end);
+    }
+  }
+
+  // True when the document was read; false leaves it to simdjson (r may hold some fields).
+  bool run_fast(const char* buf, size_t len, Record& r) {
+    if (ubuf_cap < len + 64) {
+      ubuf_cap = std::max(len + 64, size_t(4096));
+      ubuf = std::make_unique<char[]>(ubuf_cap);
+    }
+    uo = ubuf.get();
+    const char* p = buf;
+    const char* end = buf + len;
+    skip_ws(p, end);
+    if (p >= end || *p != '{' || !fast_object(p, end, &nodes[0], r, 1)) return false;
+    skip_ws(p, end);
+    return p == end;
+  }
+#else
+  bool run_fast(const char*, size_t, Record&) { return false; }
+#endif
+
   DecodeResult run(const char* buf, size_t len, size_t cap, Record& r) {
     DecodeResult res;
     r.fields.assign(wants.size(), FieldValue{});
+    if (fast_enabled && run_fast(buf, len, r)) {
+      ++fast_reads;
+      return res;
+    }
+    if (fast_enabled) r.fields.assign(wants.size(), FieldValue{});  // what the fast path read before it gave up
     simdjson::ondemand::document doc;
     auto err = parser.iterate(buf, len, cap).get(doc);
     if (err) {
@@ -336,6 +616,15 @@ struct Decoder::Impl {
 
 Decoder::Decoder(const FieldSet& fields, uint64_t max_record_bytes) : impl_(std::make_unique<Impl>(fields, max_record_bytes)) {}
 Decoder::~Decoder() = default;
+void Decoder::set_fast_path(bool on) { impl_->fast_enabled = on; }
+uint64_t Decoder::fast_path_reads() const { return impl_->fast_reads; }
+bool Decoder::has_fast_path() {
+#if defined(__AVX2__) && defined(__BMI2__)
+  return true;
+#else
+  return false;
+#endif
+}
 
 static_assert(Decoder::kPadding >= simdjson::SIMDJSON_PADDING);
 

@@ -1,5 +1,5 @@
 // decode: bytes -> Record. Locates every field by a JSON pointer (presets + overrides) and walks
-// each document once with simdjson On-Demand.
+// each document once: a strict pass of its own for plainly valid JSON, else simdjson On-Demand.
 #pragma once
 #include <memory>
 #include <string>
@@ -47,6 +47,12 @@ class Decoder {
   // least kPadding the parser reads it in place.
   DecodeResult decode(std::string_view data, Record& out, size_t readable_after = 0);
   static constexpr size_t kPadding = 64;  // >= simdjson::SIMDJSON_PADDING (checked in decoder.cpp)
+  // Plainly valid documents are read by a strict single pass of the decoder's own (on by
+  // default); anything else, and everything when it is off, by simdjson. Both read the same
+  // values: tests and the fuzz target compare them.
+  void set_fast_path(bool on);
+  uint64_t fast_path_reads() const;  // documents the fast path read, since construction
+  static bool has_fast_path();       // built in (it needs AVX2 and BMI2: -march=haswell or later)
 
  private:
   struct Impl;

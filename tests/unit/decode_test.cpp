@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include "guardwatch/decode.hpp"
 #include "helpers.hpp"
@@ -178,17 +179,162 @@ TEST_CASE("decode: keys of every length up to 40, plain or escaped anywhere, las
   }
 }
 
-TEST_CASE("decode: numbers with many digits are read to the nearest double") {
-  // simdjson 3.0.1 read 0.95000000000000000000 as 0.0277 (its issue #2093).
+namespace {
+// Decodes `doc` with the fast path on and off (each in place, with `after` behind it) and checks
+// both read the same: outcome, detail and every field. Returns whether the fast path read it.
+bool same_both_ways(Decoder& fast, Decoder& ref, const std::string& doc, const std::string& after = std::string(Decoder::kPadding, ' ')) {
+  std::string buf = doc + after;
+  Record a, b;
+  uint64_t before = fast.fast_path_reads();
+  DecodeResult ra = fast.decode(std::string_view(buf.data(), doc.size()), a, after.size());
+  bool took = fast.fast_path_reads() == before + 1;
+  DecodeResult rb = ref.decode(std::string_view(buf.data(), doc.size()), b, after.size());
+  CAPTURE(doc);
+  CHECK(ra.outcome == rb.outcome);
+  CHECK(ra.detail == rb.detail);
+  if (took) CHECK(ra.outcome == Outcome::kApplied);  // the fast path never rejects
+  if (ra.outcome != Outcome::kApplied || rb.outcome != Outcome::kApplied) return took;
+  REQUIRE(a.fields.size() == b.fields.size());
+  for (size_t i = 0; i < a.fields.size(); ++i) {
+    CAPTURE(i);
+    CHECK(a.fields[i].type == b.fields[i].type);
+    CHECK(std::memcmp(&a.fields[i].num, &b.fields[i].num, sizeof(double)) == 0);  // -0 too
+    CHECK(a.fields[i].str == b.fields[i].str);
+  }
+  return took;
+}
+}  // namespace
+
+TEST_CASE("decode: the fast path reads plain documents, and reads what simdjson reads") {
+  Config cfg = gwtest::config("input: {max_record_bytes: 100000, dimensions: {tier: /meta/tier, first: /tags/0}}");
+  FieldSet fs(cfg);
+  Decoder fast(fs, cfg.max_record_bytes), ref(fs, cfg.max_record_bytes);
+  ref.set_fast_path(false);
+  // Read by the fast path: every JSON form it handles itself.
+  const std::vector<std::string> plain = {
+      R"({"ts":"2026-11-26T06:00:00.123Z","model":"m","latency_ms":1234,"response":"hi \"there\"\n\\ \/ \b\f\r\t end","judge_score":0.82})",
+      R"({})",
+      " {\n\t\"ts\" :\r\n 1795672800 , \"model\" : \"m\" }\n",
+      R"({"latency_ms":-0,"ttft_ms":0,"prompt_tokens":123456789012345,"completion_tokens":1234567890123456789,"cost_usd":1.5e-3,"judge_score":-2E+2})",
+      R"({"judge_score":0.1,"user_feedback":true,"cost_usd":null,"status":200,"request_id":false})",
+      R"({"user_feedback":false,"status":"error","variant":12.5,"model_version":true})",
+      R"({"ts":1,"ts":2,"model":"a","model":"b"})",
+      R"({"unused":{"deep":[1,2.5e3,{"x":"y\n"},[],{},true,false,null,"s"]},"meta":{"tier":"gold","other":[{}]},"tags":["a","b"]})",
+      R"({"response":"café über 的 😀 naïve","model":"模型"})",
+      R"({"k\"ey":1,"la\/tency_ms":5,"response":""})",
+  };
+  const bool built = Decoder::has_fast_path();  // else every document goes to simdjson
+  for (auto& d : plain) CHECK(same_both_ways(fast, ref, d) == built);
+  // Strings whose escapes, quote or non-ASCII bytes fall at and around the 32-byte steps.
+  for (size_t pre = 0; pre < 70; ++pre)
+    for (const char* tail : {"\\n", "\\\"", "é", "\\\\x", ""}) {
+      std::string doc = "{\"response\":\"" + std::string(pre, 'a') + tail + std::string(pre % 7, 'b') + "\",\"model\":\"m\"}";
+      CHECK(same_both_ways(fast, ref, doc) == built);
+    }
+  // Left to simdjson (and so read or rejected exactly as before): what the fast path does not
+  // check itself.
+  const std::vector<std::string> other = {
+      R"({"response":"\u00e9t\u00E9","model":"x"})",
+      R"({"response":"\ud83d\ude00"})",
+      R"({"response":"\ud800"})",
+      "{\"response\":\"tab\there\"}",
+      "{\"response\":\"bad \xff\xfe utf8\"}",
+      "{\"response\":\"cut \xe2\x82\"}",
+      "{\"model\":\"m\"}\xef\xbb\xbf",
+      "\xef\xbb\xbf{\"model\":\"m\"}",
+      R"({"latency_ms":1e400})",
+      R"({"latency_ms":1e-400})",
+      R"({"latency_ms":01})",
+      R"({"latency_ms":1.})",
+      R"({"latency_ms":.5})",
+      R"({"latency_ms":+1})",
+      R"({"latency_ms":-})",
+      R"({"latency_ms":1e})",
+      R"({"ts":0e22222222222222222222222})",  // simdjson rejects it, from_chars reads 0 (fuzz)
+      R"({"ts":1e00000000000000000000002})",
+      R"({"latency_ms":1x})",
+      R"({"latency_ms":tru})",
+      R"({"latency_ms":nul,"model":"m"})",
+      R"({"latency_ms":"fast"})",
+      R"({"model":{"name":"x"}})",
+      R"({"response":["an","array"]})",
+      R"({"unused":[1 2],"model":"m"})",
+      R"({"unused":tru,"model":"m"})",
+      R"({"unused":{"a" 1},"model":"m"})",
+      R"({"model":"m",})",
+      R"({"model":"m"} trailing)",
+      R"({"model":"m"}})",
+      R"({"model" "m"})",
+      R"({model:"m"})",
+      R"({"model":"m")",
+      R"({"response":"unterminated)",
+      R"({"response":"bad escape \x"})",
+      R"([1,2,3])",
+      R"("just a string")",
+      "{\"x\":" + std::string(40, '[') + std::string(40, ']') + ",\"model\":\"m\"}",
+      "{\"x\":" + std::string(150, '[') + "}",
+  };
+  for (auto& d : other) CHECK_FALSE(same_both_ways(fast, ref, d));
+  // Bytes after the document that would change the result if it read past its end.
+  for (const char* doc : {R"({"ts":1795672800,"latency_ms":1)", R"({"ts":1795672800,"response":"unterminated)", R"({"response":"a\)"})
+    CHECK_FALSE(same_both_ways(fast, ref, doc, R"(99999"}]},{"ts":123,"latency_ms":5})" + std::string(Decoder::kPadding, '9')));
+}
+
+TEST_CASE("decode: numbers with many digits are read to the nearest double on both paths") {
+  // simdjson 3.0.1 read 0.95000000000000000000 as 0.0277 (its issue #2093); the fuzz target
+  // found the fast path and simdjson disagreeing on such a number.
   Config cfg = gwtest::default_config();
   FieldSet fs(cfg);
-  Decoder d(fs, cfg.max_record_bytes);
-  Record r;
-  REQUIRE(d.decode(R"({"judge_score":0.95000000000000000000,"cost_usd":0.89999999999999999999999999999,"latency_ms":1000000000.000000001})", r).outcome == Outcome::kApplied);
-  CHECK(r[kJudgeScore].num == 0.95);
-  CHECK(r[kCostUsd].num == 0.9);
-  CHECK(r[kLatencyMs].num == 1e9);
-  CHECK(r[kJudgeScore].str == "0.95000000000000000000");
+  for (bool fast : {true, false}) {
+    CAPTURE(fast);
+    Decoder d(fs, cfg.max_record_bytes);
+    d.set_fast_path(fast);
+    Record r;
+    REQUIRE(d.decode(R"({"judge_score":0.95000000000000000000,"cost_usd":0.89999999999999999999999999999,"latency_ms":1000000000.000000001})", r).outcome == Outcome::kApplied);
+    CHECK(r[kJudgeScore].num == 0.95);
+    CHECK(r[kCostUsd].num == 0.9);
+    CHECK(r[kLatencyMs].num == 1e9);
+    CHECK(r[kJudgeScore].str == "0.95000000000000000000");
+  }
+}
+
+TEST_CASE("decode: fast path and simdjson agree on mutated records") {
+  // Random byte edits of realistic records, deterministic: whatever the fast path reads, it reads
+  // as simdjson does, and everything else gets simdjson's verdict.
+  Config cfg = gwtest::config("input: {max_record_bytes: 100000, dimensions: {tier: /meta/tier}}");
+  FieldSet fs(cfg);
+  Decoder fast(fs, cfg.max_record_bytes), ref(fs, cfg.max_record_bytes);
+  ref.set_fast_path(false);
+  const std::vector<std::string> seeds = {
+      R"({"ts":"2026-11-26T00:00:00.008Z","request_id":"req-1","endpoint":"chat","model":"tiny-t","model_version":"2026-07-30","variant":"control","latency_ms":1491,"ttft_ms":189,"status":"ok","prompt_tokens":579,"completion_tokens":276,"finish_reason":"stop","response":"Can Berlin too coöperate why before model.\nScience own value buffer über group \"quoted\" further large Paris, [1] https://example.org/x","judge_score":0.585})",
+      R"({"ts":1795672800123,"meta":{"tier":"gold","list":[1,-2.5e-3,true,null,{"a":"b"}]},"cost_usd":0.00012,"user_feedback":-1,"response":"短い 応答\tです"})",
+  };
+  const char alphabet[] = "\"\\{}[]:,0123456789.eE+-tfnulrsa \n\t\x01\x7f\xc3\xa9\xff";
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  auto rnd = [&](uint64_t n) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return size_t(x % n);
+  };
+  size_t fast_read = 0, total = 0;
+  for (int it = 0; it < 6000; ++it) {
+    std::string d = seeds[size_t(it) % seeds.size()];
+    for (size_t edits = 1 + rnd(3); edits > 0; --edits) {
+      size_t at = rnd(d.size() + 1);
+      char c = alphabet[rnd(sizeof alphabet - 1)];
+      switch (rnd(3)) {
+        case 0: if (at < d.size()) d[at] = c; break;
+        case 1: d.insert(d.begin() + long(at), c); break;
+        default: if (at < d.size()) d.erase(d.begin() + long(at)); break;
+      }
+    }
+    fast_read += same_both_ways(fast, ref, d);
+    ++total;
+  }
+  // Both kinds occur: edits inside strings keep records valid, edits in the structure do not.
+  if (Decoder::has_fast_path()) CHECK(fast_read > total / 10);
+  CHECK(fast_read < total - total / 10);
 }
 
 TEST_CASE("decode: RFC 3339 timestamps") {
