@@ -66,27 +66,90 @@ int on_match(unsigned int id, unsigned long long, unsigned long long to, unsigne
   return 0;
 }
 
-// Code spans: ``` fenced blocks and `inline` spans. A match ending inside one does not count.
+// Code, where a match ending inside does not count. Fenced blocks as CommonMark has them: a line
+// opening (after up to three spaces) with a run of at least three ` or ~, closed by a line of at
+// least as many of the same character and nothing else, or by the end of the text; a backtick
+// fence that no such line closes ends at the next run as long as its own, wherever it stands
+// (models close fences sloppily). Code spans: a run of backticks closed by a run of exactly as
+// many on the same line (``a ` b`` too); a run of three or more in mid-line runs to the next run
+// of three or more, or to the end of the text, as a fence would. Indented code blocks are not
+// recognised: models indent list items as often.
+size_t run_of(std::string_view t, size_t i, char c) {
+  size_t j = i;
+  while (j < t.size() && t[j] == c) ++j;
+  return j - i;
+}
+size_t line_end(std::string_view t, size_t i) {
+  size_t e = t.find('\n', i);
+  return e == std::string_view::npos ? t.size() : e;
+}
+// The fence run opening at line start `ls` (after up to three spaces), or {npos, 0}.
+std::pair<size_t, size_t> fence_at(std::string_view t, size_t ls) {
+  size_t i = ls;
+  while (i < t.size() && i - ls < 3 && t[i] == ' ') ++i;
+  if (i >= t.size() || (t[i] != '`' && t[i] != '~')) return {std::string_view::npos, 0};
+  size_t n = run_of(t, i, t[i]);
+  if (n < 3) return {std::string_view::npos, 0};
+  // A backtick fence's info string holds no backtick (else the line is a code span).
+  if (t[i] == '`' && t.substr(i + n, line_end(t, i) - i - n).find('`') != std::string_view::npos) return {std::string_view::npos, 0};
+  return {i, n};
+}
+
 void code_ranges(std::string_view t, std::vector<std::pair<size_t, size_t>>& out) {
+  constexpr size_t npos = std::string_view::npos;
   size_t i = 0;
   while (i < t.size()) {
-    size_t b = t.find('`', i);
-    if (b == std::string_view::npos) break;
-    if (t.compare(b, 3, "```") == 0) {
-      size_t e = t.find("```", b + 3);
-      size_t end = e == std::string_view::npos ? t.size() : e + 3;
-      out.emplace_back(b, end);
-      i = end;
-    } else {
-      size_t e = t.find('`', b + 1);
-      size_t nl = t.find('\n', b + 1);
-      if (e == std::string_view::npos || (nl != std::string_view::npos && nl < e)) {
-        i = b + 1;
+    const bool line_start = i == 0 || t[i - 1] == '\n';
+    if (line_start) {
+      if (auto [f, n] = fence_at(t, i); f != npos) {
+        const char c = t[f];
+        size_t end = npos;
+        for (size_t ls = line_end(t, f); ls < t.size() && end == npos; ls = line_end(t, ls + 1)) {
+          auto [g, m] = fence_at(t, ls + 1);
+          if (g == npos || t[g] != c || m < n) continue;
+          size_t k = g + m;
+          while (k < t.size() && (t[k] == ' ' || t[k] == '\t')) ++k;
+          if (k == t.size() || t[k] == '\n') end = k;
+        }
+        if (end == npos && c == '`') {
+          for (size_t k = t.find('`', f + n); k != npos && end == npos; k = t.find('`', k)) {
+            size_t m = run_of(t, k, '`');
+            if (m >= n) end = k + m;
+            k += m;
+          }
+        }
+        if (end == npos) end = t.size();
+        out.emplace_back(i, end);
+        i = end;
         continue;
       }
-      out.emplace_back(b, e + 1);
-      i = e + 1;
     }
+    size_t b = t.find_first_of("`\n", i);
+    if (b == npos) break;
+    if (t[b] == '\n') {
+      i = b + 1;
+      continue;
+    }
+    size_t n = run_of(t, b, '`');
+    // The closing run: exactly n backticks on this line; for three or more, any run of three or
+    // more anywhere after, and none means the rest of the text (a fence opened mid-line).
+    const bool wide = n >= 3;
+    const size_t limit = wide ? t.size() : line_end(t, b);
+    size_t e = npos, m = 0;
+    for (size_t k = t.find('`', b + n); k != npos && k < limit; k = t.find('`', k + m)) {
+      m = run_of(t, k, '`');
+      if (wide ? m >= 3 : m == n) {
+        e = k;
+        break;
+      }
+    }
+    if (e == npos && !wide) {
+      i = b + n;
+      continue;
+    }
+    const size_t end = e == npos ? t.size() : e + m;
+    out.emplace_back(b, end);
+    i = end;
   }
 }
 

@@ -112,6 +112,42 @@ TEST_CASE("lexicon: hard negatives are not refusals") {
   }
 }
 
+TEST_CASE("lexicon: code is fenced blocks of backticks or tildes, and code spans of any run length") {
+  // Inside code: not a refusal, not a citation.
+  const std::vector<std::string> code = {
+      "~~~\nI can't help with that\n~~~\nSure, here it is.",
+      "Example:\n  ~~~~text\nI can't help with that\n~~~~\nDone.",
+      "````markdown\n```\nI can't help with that\n```\n````\nThat is the fallback text.",  // a fence in a fence
+      "~~~\nI can't help with that",                                                   // unclosed: to the end
+      "```\nI can't help with that\n   ```   \nOk.",
+      "Run ``I can't help with that`` as the test string.",
+      "Set ``msg = `I can't help with that` `` in the config.",
+      "Here: ```I can't help with that",  // a fence opened mid-line and never closed, as before
+  };
+  for (auto& t : code) {
+    CAPTURE(t);
+    CHECK_FALSE(lex().refusal(t));
+  }
+  for (std::string t : {"~~~\nx = arr[1]\n~~~", "Index with ``arr[1]`` here.", "````\n```\nsee [2]\n```\n````"}) {
+    CAPTURE(t);
+    CHECK_FALSE(lex().citation(t));
+  }
+  // Not code: tildes in mid-line, a tilde fence closed by backticks (so the text after it is
+  // still inside), a span whose closing run is longer, a span that would cross a line.
+  const std::vector<std::string> prose = {
+      "Prices rose ~~~ a lot. I can't help with that.",
+      "I can't help with that. Use ``a` for the tick.",
+      "Use `x\nI can't help with that` here.",
+  };
+  for (auto& t : prose) {
+    CAPTURE(t);
+    CHECK(lex().refusal(t));
+  }
+  CHECK_FALSE(lex().refusal("~~~\ncode\n```\nI can't help with that\n"));  // ``` does not close ~~~
+  CHECK(lex().citation("~~~\ncode\n~~~\nSee [3]."));
+  CHECK(lex().citation("Use ``x` then see [4]."));
+}
+
 TEST_CASE("lexicon: a refusal phrase deep in a long answer does not count") {
   std::string t(1000, 'a');
   t += " The bot then replied: I can't help with that.";
