@@ -321,6 +321,7 @@ struct Decoder::Impl {
   std::unique_ptr<char[]> ubuf;  // unescaped strings of the current document
   size_t ubuf_cap = 0;
   char* uo = nullptr;
+  const char* lim = nullptr;  // end of what may be read of the current document's buffer
   static constexpr int kFastMaxDepth = 32;
 
   static bool json_ws(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
@@ -336,7 +337,16 @@ struct Decoder::Impl {
     const __m256i quote = _mm256_set1_epi8('"'), bslash = _mm256_set1_epi8('\\'), ctl = _mm256_set1_epi8(0x1F);
     for (;;) {
       if (p >= end) return false;
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));  // padding makes 32 bytes readable
+      // 32 bytes from p, unless fewer are readable there (an unpadded Kafka payload's end): then
+      // the rest of the document and zeros, which stop the search as control characters.
+      alignas(32) char tail[32];
+      const char* q = p;
+      if (p + 32 > lim) [[unlikely]] {
+        std::memset(tail, 0, sizeof tail);
+        std::memcpy(tail, p, size_t(end - p));
+        q = tail;
+      }
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
       const uint32_t stop = uint32_t(_mm256_movemask_epi8(_mm256_or_si256(
           _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, bslash)), _mm256_cmpeq_epi8(_mm256_min_epu8(v, ctl), v))));
       const uint32_t hi = uint32_t(_mm256_movemask_epi8(v));
@@ -553,12 +563,14 @@ struct Decoder::Impl {
   }
 
   // True when the document was read; false leaves it to simdjson (r may hold some fields).
-  bool run_fast(const char* buf, size_t len, Record& r) {
+  // `cap` bytes from buf may be read (at least len; no padding needed).
+  bool run_fast(const char* buf, size_t len, size_t cap, Record& r) {
     if (ubuf_cap < len + 64) {
       ubuf_cap = std::max(len + 64, size_t(4096));
       ubuf = std::make_unique<char[]>(ubuf_cap);
     }
     uo = ubuf.get();
+    lim = buf + cap;
     const char* p = buf;
     const char* end = buf + len;
     skip_ws(p, end);
@@ -567,17 +579,23 @@ struct Decoder::Impl {
     return p == end;
   }
 #else
-  bool run_fast(const char*, size_t, Record&) { return false; }
+  bool run_fast(const char*, size_t, size_t, Record&) { return false; }
 #endif
 
+  bool try_fast(const char* buf, size_t len, size_t cap, Record& r) {
+    if (!fast_enabled) return false;
+    r.fields.assign(wants.size(), FieldValue{});
+    if (run_fast(buf, len, cap, r)) {
+      ++fast_reads;
+      return true;
+    }
+    return false;
+  }
+
+  // simdjson's reading: buf has at least SIMDJSON_PADDING readable bytes after len.
   DecodeResult run(const char* buf, size_t len, size_t cap, Record& r) {
     DecodeResult res;
     r.fields.assign(wants.size(), FieldValue{});
-    if (fast_enabled && run_fast(buf, len, r)) {
-      ++fast_reads;
-      return res;
-    }
-    if (fast_enabled) r.fields.assign(wants.size(), FieldValue{});  // what the fast path read before it gave up
     simdjson::ondemand::document doc;
     auto err = parser.iterate(buf, len, cap).get(doc);
     if (err) {
@@ -643,10 +661,11 @@ DecodeResult Decoder::decode(std::string_view data, Record& out, size_t readable
     out.fields.assign(impl_->wants.size(), FieldValue{});
     return {Outcome::kOversized, "record of " + std::to_string(data.size()) + " bytes exceeds input.max_record_bytes"};
   }
-  if (readable_after >= kPadding) {  // trimming only adds to the readable bytes after it
-    size_t cap = end_of_readable - start;
-    return impl_->run(data.data(), data.size(), cap, out);
-  }
+  // Trimming only adds to the readable bytes after the document. The fast path needs no padding,
+  // so an unpadded document (a Kafka payload) is copied only when simdjson has to read it.
+  const size_t cap = end_of_readable - start;
+  if (impl_->try_fast(data.data(), data.size(), cap, out)) return {};
+  if (readable_after >= kPadding) return impl_->run(data.data(), data.size(), cap, out);
   auto& p = impl_->padded;
   if (p.size() < data.size() + simdjson::SIMDJSON_PADDING) p.resize(data.size() + simdjson::SIMDJSON_PADDING);
   std::memcpy(p.data(), data.data(), data.size());

@@ -42,9 +42,9 @@ class Decoder {
   ~Decoder();
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
-  // Decodes one JSON document. `data` need not be padded; it is copied into a padded buffer
-  // unless `readable_after` says that many bytes after it may be read (any content): with at
-  // least kPadding the parser reads it in place.
+  // Decodes one JSON document. `data` need not be padded: the fast path reads it in place
+  // whatever follows it; simdjson needs kPadding readable bytes after it (any content), so a
+  // document it must read is copied into a padded buffer unless `readable_after` says so.
   DecodeResult decode(std::string_view data, Record& out, size_t readable_after = 0);
   static constexpr size_t kPadding = 64;  // >= simdjson::SIMDJSON_PADDING (checked in decoder.cpp)
   // Plainly valid documents are read by a strict single pass of the decoder's own (on by

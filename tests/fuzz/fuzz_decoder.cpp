@@ -20,6 +20,16 @@ gw::Config& config() {
   return c;
 }
 
+void same(const gw::DecodeResult& ra, const gw::Record& a, const gw::DecodeResult& rb, const gw::Record& b) {
+  if (ra.outcome != rb.outcome || ra.detail != rb.detail) __builtin_trap();
+  if (ra.outcome != gw::Outcome::kApplied) return;
+  if (a.fields.size() != b.fields.size()) __builtin_trap();
+  for (size_t i = 0; i < a.fields.size(); ++i)
+    if (a.fields[i].type != b.fields[i].type || std::memcmp(&a.fields[i].num, &b.fields[i].num, sizeof(double)) != 0 ||
+        a.fields[i].str != b.fields[i].str)
+      __builtin_trap();
+}
+
 // Both decoders read the input in place, followed by bytes that would change the result if
 // either read past its end.
 void compare_decoders(std::string_view in) {
@@ -36,15 +46,13 @@ void compare_decoders(std::string_view in) {
   buf.append(gw::Decoder::kPadding, '9');
   std::string_view doc(buf.data(), in.size());
   const size_t after = buf.size() - in.size();
-  gw::Record a, b;
+  gw::Record a, b, c;
   gw::DecodeResult ra = fast->decode(doc, a, after), rb = ref->decode(doc, b, after);
-  if (ra.outcome != rb.outcome || ra.detail != rb.detail) __builtin_trap();
-  if (ra.outcome != gw::Outcome::kApplied) return;
-  if (a.fields.size() != b.fields.size()) __builtin_trap();
-  for (size_t i = 0; i < a.fields.size(); ++i)
-    if (a.fields[i].type != b.fields[i].type || std::memcmp(&a.fields[i].num, &b.fields[i].num, sizeof(double)) != 0 ||
-        a.fields[i].str != b.fields[i].str)
-      __builtin_trap();
+  same(ra, a, rb, b);
+  // And where libFuzzer put it, with nothing readable after it (as a Kafka payload): ASan
+  // reports any read past its end.
+  gw::DecodeResult rc = fast->decode(in, c, 0);
+  same(rc, c, rb, b);
 }
 }  // namespace
 

@@ -3,6 +3,9 @@
 #include <cstdio>
 #include <cstring>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "guardwatch/decode.hpp"
 #include "helpers.hpp"
 
@@ -278,6 +281,41 @@ TEST_CASE("decode: the fast path reads plain documents, and reads what simdjson 
   // Bytes after the document that would change the result if it read past its end.
   for (const char* doc : {R"({"ts":1795672800,"latency_ms":1)", R"({"ts":1795672800,"response":"unterminated)", R"({"response":"a\)"})
     CHECK_FALSE(same_both_ways(fast, ref, doc, R"(99999"}]},{"ts":123,"latency_ms":5})" + std::string(Decoder::kPadding, '9')));
+}
+
+TEST_CASE("decode: unpadded documents are read where they lie, never past their end") {
+  // A Kafka payload has nothing readable after it: each document here ends at a page whose next
+  // page is unmapped, so a read past its end would fault. Ends fall at every offset of a 32-byte
+  // step, inside and after strings with and without escapes.
+  Config cfg = gwtest::default_config();
+  FieldSet fs(cfg);
+  Decoder fast(fs, cfg.max_record_bytes), ref(fs, cfg.max_record_bytes);
+  ref.set_fast_path(false);
+  const long page = sysconf(_SC_PAGESIZE);
+  char* mem = static_cast<char*>(mmap(nullptr, size_t(2 * page), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(mem != MAP_FAILED);
+  REQUIRE(mprotect(mem + page, size_t(page), PROT_NONE) == 0);
+  size_t read_fast = 0;
+  for (size_t n = 0; n < 70; ++n)
+    for (const char* body : {"abc", "a\\nb", "caf\xc3\xa9"}) {
+      for (bool cut : {false, true}) {
+        std::string doc = "{\"model\":\"m\",\"response\":\"" + std::string(n, 'x') + body + "\"}";
+        if (cut) doc.resize(doc.size() - 2);  // ends inside the string: invalid, left to simdjson
+        char* at = mem + page - long(doc.size());
+        std::memcpy(at, doc.data(), doc.size());
+        Record a, b;
+        uint64_t before = fast.fast_path_reads();
+        DecodeResult ra = fast.decode(std::string_view(at, doc.size()), a);
+        read_fast += fast.fast_path_reads() - before;
+        DecodeResult rb = ref.decode(doc, b);
+        CAPTURE(doc);
+        CHECK(ra.outcome == rb.outcome);
+        CHECK(ra.detail == rb.detail);
+        if (ra.outcome == Outcome::kApplied) CHECK(a[kResponse].str == b[kResponse].str);
+      }
+    }
+  munmap(mem, size_t(2 * page));
+  if (Decoder::has_fast_path()) CHECK(read_fast == 70 * 3);  // every whole document
 }
 
 TEST_CASE("decode: numbers with many digits are read to the nearest double on both paths") {
