@@ -97,6 +97,8 @@ std::pair<size_t, size_t> fence_at(std::string_view t, size_t ls) {
 
 void code_ranges(std::string_view t, std::vector<std::pair<size_t, size_t>>& out) {
   constexpr size_t npos = std::string_view::npos;
+  // Most responses have neither character: two searches, not two per line.
+  if (!std::memchr(t.data(), '`', t.size()) && !std::memchr(t.data(), '~', t.size())) return;
   size_t i = 0;
   while (i < t.size()) {
     const bool line_start = i == 0 || t[i - 1] == '\n';
@@ -124,12 +126,15 @@ void code_ranges(std::string_view t, std::vector<std::pair<size_t, size_t>>& out
         continue;
       }
     }
-    size_t b = t.find_first_of("`\n", i);
-    if (b == npos) break;
-    if (t[b] == '\n') {
-      i = b + 1;
+    // The next backtick on this line (memchr within the line: a text without code costs a
+    // search per line, not a call per byte as find_first_of would).
+    const size_t le = line_end(t, i);
+    const void* hit = std::memchr(t.data() + i, '`', le - i);
+    if (!hit) {
+      i = le + 1;
       continue;
     }
+    const size_t b = size_t(static_cast<const char*>(hit) - t.data());
     size_t n = run_of(t, b, '`');
     // The closing run: exactly n backticks on this line; for three or more, any run of three or
     // more anywhere after, and none means the rest of the text (a fence opened mid-line).
