@@ -338,15 +338,8 @@ TEST_CASE("decode: numbers with many digits are read to the nearest double on bo
 
 TEST_CASE("decode: fast path and simdjson agree on mutated records") {
   // Random byte edits of realistic records, deterministic: whatever the fast path reads, it reads
-  // as simdjson does, and everything else gets simdjson's verdict.
-  Config cfg = gwtest::config("input: {max_record_bytes: 100000, dimensions: {tier: /meta/tier}}");
-  FieldSet fs(cfg);
-  Decoder fast(fs, cfg.max_record_bytes), ref(fs, cfg.max_record_bytes);
-  ref.set_fast_path(false);
-  const std::vector<std::string> seeds = {
-      R"({"ts":"2026-11-26T00:00:00.008Z","request_id":"req-1","endpoint":"chat","model":"tiny-t","model_version":"2026-07-30","variant":"control","latency_ms":1491,"ttft_ms":189,"status":"ok","prompt_tokens":579,"completion_tokens":276,"finish_reason":"stop","response":"Can Berlin too coöperate why before model.\nScience own value buffer über group \"quoted\" further large Paris, [1] https://example.org/x","judge_score":0.585})",
-      R"({"ts":1795672800123,"meta":{"tier":"gold","list":[1,-2.5e-3,true,null,{"a":"b"}]},"cost_usd":0.00012,"user_feedback":-1,"response":"短い 応答\tです"})",
-  };
+  // as simdjson does, and everything else gets simdjson's verdict. Flat records with a nested
+  // dimension, and OpenAI-style records (fields under objects and array indexes).
   const char alphabet[] = "\"\\{}[]:,0123456789.eE+-tfnulrsa \n\t\x01\x7f\xc3\xa9\xff";
   uint64_t x = 0x9E3779B97F4A7C15ull;
   auto rnd = [&](uint64_t n) {
@@ -355,24 +348,36 @@ TEST_CASE("decode: fast path and simdjson agree on mutated records") {
     x ^= x << 17;
     return size_t(x % n);
   };
-  size_t fast_read = 0, total = 0;
-  for (int it = 0; it < 6000; ++it) {
-    std::string d = seeds[size_t(it) % seeds.size()];
-    for (size_t edits = 1 + rnd(3); edits > 0; --edits) {
-      size_t at = rnd(d.size() + 1);
-      char c = alphabet[rnd(sizeof alphabet - 1)];
-      switch (rnd(3)) {
-        case 0: if (at < d.size()) d[at] = c; break;
-        case 1: d.insert(d.begin() + long(at), c); break;
-        default: if (at < d.size()) d.erase(d.begin() + long(at)); break;
+  auto run = [&](const std::string& yaml, const std::vector<std::string>& seeds) {
+    Config cfg = gwtest::config(yaml);
+    FieldSet fs(cfg);
+    Decoder fast(fs, cfg.max_record_bytes), ref(fs, cfg.max_record_bytes);
+    ref.set_fast_path(false);
+    size_t fast_read = 0, total = 0;
+    for (int it = 0; it < 6000; ++it) {
+      std::string d = seeds[size_t(it) % seeds.size()];
+      for (size_t edits = 1 + rnd(3); edits > 0; --edits) {
+        size_t at = rnd(d.size() + 1);
+        char c = alphabet[rnd(sizeof alphabet - 1)];
+        switch (rnd(3)) {
+          case 0: if (at < d.size()) d[at] = c; break;
+          case 1: d.insert(d.begin() + long(at), c); break;
+          default: if (at < d.size()) d.erase(d.begin() + long(at)); break;
+        }
       }
+      fast_read += same_both_ways(fast, ref, d);
+      ++total;
     }
-    fast_read += same_both_ways(fast, ref, d);
-    ++total;
-  }
-  // Both kinds occur: edits inside strings keep records valid, edits in the structure do not.
-  if (Decoder::has_fast_path()) CHECK(fast_read > total / 10);
-  CHECK(fast_read < total - total / 10);
+    // Both kinds occur: edits inside strings keep records valid, edits in the structure do not.
+    CAPTURE(yaml);
+    if (Decoder::has_fast_path()) CHECK(fast_read > total / 10);
+    CHECK(fast_read < total - total / 10);
+  };
+  run("input: {max_record_bytes: 100000, dimensions: {tier: /meta/tier}}",
+      {R"({"ts":"2026-11-26T00:00:00.008Z","request_id":"req-1","endpoint":"chat","model":"tiny-t","model_version":"2026-07-30","variant":"control","latency_ms":1491,"ttft_ms":189,"status":"ok","prompt_tokens":579,"completion_tokens":276,"finish_reason":"stop","response":"Can Berlin too coöperate why before model.\nScience own value buffer über group \"quoted\" further large Paris, [1] https://example.org/x","judge_score":0.585})",
+       R"({"ts":1795672800123,"meta":{"tier":"gold","list":[1,-2.5e-3,true,null,{"a":"b"}]},"cost_usd":0.00012,"user_feedback":-1,"response":"短い 応答\tです"})"});
+  run("input: {preset: openai, max_record_bytes: 100000}",
+      {R"({"timestamp":1795672800123,"request_id":"abc","endpoint":"/v1/chat/completions","latency_ms":800,"status":200,"request":{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]},"response":{"id":"c-1","model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!\nSee [2]."},"finish_reason":"length"},{"index":1,"message":{"content":"no"}}],"usage":{"prompt_tokens":9,"completion_tokens":12}},"metadata":{"variant":"control","judge_score":0.5}})"});
 }
 
 TEST_CASE("decode: RFC 3339 timestamps") {
