@@ -499,15 +499,37 @@ struct Decoder::Impl {
     }
   }
 
-  bool fast_object(const char*& p, const char* end, const Node* n, Record& r, int depth) {
-    if (depth > kFastMaxDepth) return false;
+  // Past a container's opening byte at p; true when it closes right away (empty).
+  static bool open_empty(const char*& p, const char* end, char close) {
     ++p;
     skip_ws(p, end);
-    if (p < end && *p == '}') {
+    if (p < end && *p == close) {
       ++p;
       return true;
     }
-    for (;;) {
+    return false;
+  }
+  // After a member or element: a comma (more follow; p at the next) or the closing byte
+  // (more = false). False on anything else.
+  static bool next_or_close(const char*& p, const char* end, char close, bool& more) {
+    skip_ws(p, end);
+    if (p >= end) return false;
+    if (*p == close) {
+      ++p;
+      more = false;
+      return true;
+    }
+    if (*p != ',') return false;
+    ++p;
+    skip_ws(p, end);
+    more = true;
+    return true;
+  }
+
+  bool fast_object(const char*& p, const char* end, const Node* n, Record& r, int depth) {
+    if (depth > kFastMaxDepth) return false;
+    if (open_empty(p, end, '}')) return true;
+    for (bool more = true; more;) {
       if (p >= end || *p != '"') return false;
       ++p;
       std::string_view key;
@@ -520,28 +542,16 @@ struct Decoder::Impl {
       const Node* child = nullptr;
       if (n)
         if (auto* c = n->find(key)) child = &nodes[c->second];
-      if (!fast_value(p, end, child, r, depth)) return false;
-      skip_ws(p, end);
-      if (p >= end) return false;
-      if (*p == '}') {
-        ++p;
-        return true;
-      }
-      if (*p != ',') return false;
-      ++p;
-      skip_ws(p, end);
+      if (!fast_value(p, end, child, r, depth) || !next_or_close(p, end, '}', more)) return false;
     }
+    return true;
   }
 
   bool fast_array(const char*& p, const char* end, const Node* n, Record& r, int depth) {
     if (depth > kFastMaxDepth) return false;
-    ++p;
-    skip_ws(p, end);
-    if (p < end && *p == ']') {
-      ++p;
-      return true;
-    }
-    for (size_t idx = 0;; ++idx) {
+    if (open_empty(p, end, ']')) return true;
+    bool more = true;
+    for (size_t idx = 0; more; ++idx) {
       if (p >= end) return false;
       const Node* child = nullptr;
       if (n) {
@@ -549,17 +559,9 @@ struct Decoder::Impl {
         auto [e, ec] = std::to_chars(buf, buf + sizeof buf, idx);
         if (auto* c = n->find(std::string_view(buf, size_t(e - buf)))) child = &nodes[c->second];
       }
-      if (!fast_value(p, end, child, r, depth)) return false;
-      skip_ws(p, end);
-      if (p >= end) return false;
-      if (*p == ']') {
-        ++p;
-        return true;
-      }
-      if (*p != ',') return false;
-      ++p;
-      skip_ws(p, end);
+      if (!fast_value(p, end, child, r, depth) || !next_or_close(p, end, ']', more)) return false;
     }
+    return true;
   }
 
   // True when the document was read; false leaves it to simdjson (r may hold some fields).
