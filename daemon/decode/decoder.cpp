@@ -341,7 +341,7 @@ struct Decoder::Impl {
       // the rest of the document and zeros, which stop the search as control characters.
       alignas(32) char tail[32];
       const char* q = p;
-      if (p + 32 > lim) [[unlikely]] {
+      if (size_t(lim - p) < 32) [[unlikely]] {
         std::memset(tail, 0, sizeof tail);
         std::memcpy(tail, p, size_t(end - p));
         q = tail;
