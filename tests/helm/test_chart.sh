@@ -6,32 +6,15 @@
 #  - a manifest with a misspelt field is rejected (the validation bites);
 #  - the rendered guardwatch.yaml and rules pass `guardwatch check`;
 #  - the chart's copies of the rules, dashboard and health rules equal the repository's.
-# helm, kubeconform and the schema sources come from the Go module proxy, pinned, cached.
+# helm, kubeconform and the schema sources come from the Go module proxy, pinned, cached
+# (scripts/helm-tools).
 set -euo pipefail
 binary=$1 src=$2
-HELM_VERSION=v3.22.0 KUBECONFORM_VERSION=v0.8.0 K8S_VERSION=v1.37.2 PROMOP_VERSION=v0.85.0
-KUBE_VERSION=${K8S_VERSION#v}
-cache=${GW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/guardwatch}
-bin=$cache/go-bin
-command -v go >/dev/null || { echo "FAIL: go not found: helm and kubeconform are built from the Go module proxy (Go >= 1.24)"; exit 1; }
-mkdir -p "$bin"
-if [ ! -x "$bin/helm-$HELM_VERSION" ]; then
-  echo "building helm $HELM_VERSION from the Go module proxy (once)"
-  GOBIN=$bin go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  mv "$bin/helm" "$bin/helm-$HELM_VERSION"
-fi
-if [ ! -x "$bin/kubeconform-$KUBECONFORM_VERSION" ]; then
-  GOBIN=$bin go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
-  mv "$bin/kubeconform" "$bin/kubeconform-$KUBECONFORM_VERSION"
-fi
-helm=$bin/helm-$HELM_VERSION kubeconform=$bin/kubeconform-$KUBECONFORM_VERSION
-schemas=$cache/k8s-schemas-$K8S_VERSION-promop-$PROMOP_VERSION
-if [ ! -f "$schemas/.complete" ]; then
-  k8s=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-  po=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMOP_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-  python3 "$src/tests/helm/make_schemas.py" "$k8s" "$po" "$schemas" >/dev/null
-  touch "$schemas/.complete"
-fi
+# helm, kubeconform and the schemas (built or fetched once, cached; scripts/test may have started
+# this in the background already, and then this waits for it).
+tools=$("$src/scripts/helm-tools") || { echo "FAIL: scripts/helm-tools could not provide helm, kubeconform and the schemas"; exit 1; }
+helm=$(sed -n 's/^helm=//p' <<<"$tools") kubeconform=$(sed -n 's/^kubeconform=//p' <<<"$tools") schemas=$(sed -n 's/^schemas=//p' <<<"$tools")
+KUBE_VERSION=$(sed -n 's/^kube_version=//p' <<<"$tools")  # the Kubernetes version the schemas describe
 chart=$src/helm/guardwatch
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
