@@ -80,12 +80,22 @@ std::string KafkaProducer::ensure_topic(int partitions, int timeout_ms) {
 }
 
 void KafkaProducer::produce(std::string_view key, std::string_view value) {
+  // rd_kafka_produceva, not producev: producev's RD_KAFKA_V_* macros are GNU statement
+  // expressions, which clang's -Wpedantic rejects.
+  rd_kafka_vu_t vu[4] = {};
+  vu[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+  vu[0].u.cstr = impl_->topic.c_str();
+  vu[1].vtype = RD_KAFKA_VTYPE_KEY;
+  vu[1].u.mem = {key.empty() ? nullptr : const_cast<char*>(key.data()), key.size()};
+  vu[2].vtype = RD_KAFKA_VTYPE_VALUE;
+  vu[2].u.mem = {const_cast<char*>(value.data()), value.size()};
+  vu[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+  vu[3].u.i = RD_KAFKA_MSG_F_COPY;
   for (;;) {
-    rd_kafka_resp_err_t e = rd_kafka_producev(impl_->rk, RD_KAFKA_V_TOPIC(impl_->topic.c_str()),
-                                              RD_KAFKA_V_KEY(key.empty() ? nullptr : const_cast<char*>(key.data()), key.size()),
-                                              RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+    rd_kafka_error_t* err = rd_kafka_produceva(impl_->rk, vu, 4);
+    if (!err) break;
+    rd_kafka_resp_err_t e = rd_kafka_error_code(err);
+    rd_kafka_error_destroy(err);
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       rd_kafka_poll(impl_->rk, 50);
       continue;
