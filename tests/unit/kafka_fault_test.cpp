@@ -94,4 +94,35 @@ TEST_CASE("kafka faults: fetch and commit errors, broker down and up, every reco
   CHECK(engine.outcome_count(Outcome::kApplied) == 6000);
   CHECK(src.stats().errors >= 1);  // the faults were seen (and survived)
 }
+
+TEST_CASE("kafka faults: the broker is reported down without librdkafka's all-brokers-down event") {
+  // librdkafka does not always raise ALL_BROKERS_DOWN (not when the last broker to go down is one
+  // without an address, like the lost group coordinator's logical broker). The source ignores the
+  // event here, so only its own check after a connection error can see the outage.
+  Mock m;
+  const std::string topic = "outage";
+  rd_kafka_mock_topic_create(m.mc, topic.c_str(), 2, 1);
+  Config cfg = gwtest::default_config();
+  cfg.kafka_topics = {topic};
+  cfg.kafka_properties = {{"bootstrap.servers", m.brokers}, {"group.id", "outage-test"},
+                          {"reconnect.backoff.ms", "50"}, {"reconnect.backoff.max.ms", "200"}, {"log_level", "0"}};
+  cfg.allowed_lateness_ms = 86'400'000;
+  Engine engine(cfg);
+  std::atomic<bool> stop{false};
+  setenv("GUARDWATCH_TEST_IGNORE_ALL_BROKERS_DOWN", "1", 1);
+  KafkaSource src(cfg);
+  unsetenv("GUARDWATCH_TEST_IGNORE_ALL_BROKERS_DOWN");
+  std::thread t([&] { src.run(engine, stop); });
+  produce(m.brokers, topic, 200, 1);
+  REQUIRE(wait_until([&] { return engine.records_seen() >= 200; }, 30));
+  CHECK(src.stats().broker_up);
+  rd_kafka_mock_broker_set_down(m.mc, 1);
+  CHECK(wait_until([&] { return !src.stats().broker_up; }, 15));
+  rd_kafka_mock_broker_set_up(m.mc, 1);
+  CHECK(wait_until([&] { return src.stats().broker_up; }, 15));
+  produce(m.brokers, topic, 200, 2);
+  CHECK(wait_until([&] { return engine.records_seen() >= 400; }, 30));
+  stop = true;
+  t.join();
+}
 }
