@@ -56,6 +56,15 @@ bool wait_until(const std::function<bool()>& pred, int seconds) {
   }
   return pred();
 }
+// One topic on the mock cluster, its own group, quick reconnects, a day of lateness.
+Config mock_config(const Mock& m, const std::string& topic) {
+  Config cfg = gwtest::default_config();
+  cfg.kafka_topics = {topic};
+  cfg.kafka_properties = {{"bootstrap.servers", m.brokers}, {"group.id", topic + "-test"},
+                          {"reconnect.backoff.ms", "50"}, {"reconnect.backoff.max.ms", "200"}, {"log_level", "0"}};
+  cfg.allowed_lateness_ms = 86'400'000;
+  return cfg;
+}
 }  // namespace
 
 TEST_SUITE("fault") {
@@ -63,11 +72,8 @@ TEST_CASE("kafka faults: fetch and commit errors, broker down and up, every reco
   Mock m;
   const std::string topic = "faults";
   rd_kafka_mock_topic_create(m.mc, topic.c_str(), 4, 1);
-  Config cfg = gwtest::default_config();
-  cfg.kafka_topics = {topic};
-  cfg.kafka_properties = {{"bootstrap.servers", m.brokers}, {"group.id", "fault-test"}, {"auto.commit.interval.ms", "100"},
-                          {"reconnect.backoff.ms", "50"}, {"reconnect.backoff.max.ms", "200"}, {"log_level", "0"}};
-  cfg.allowed_lateness_ms = 86'400'000;
+  Config cfg = mock_config(m, topic);
+  cfg.kafka_properties["auto.commit.interval.ms"] = "100";
   Engine engine(cfg);
   std::atomic<bool> stop{false};
   KafkaSource src(cfg);
@@ -102,11 +108,7 @@ TEST_CASE("kafka faults: the broker is reported down without librdkafka's all-br
   Mock m;
   const std::string topic = "outage";
   rd_kafka_mock_topic_create(m.mc, topic.c_str(), 2, 1);
-  Config cfg = gwtest::default_config();
-  cfg.kafka_topics = {topic};
-  cfg.kafka_properties = {{"bootstrap.servers", m.brokers}, {"group.id", "outage-test"},
-                          {"reconnect.backoff.ms", "50"}, {"reconnect.backoff.max.ms", "200"}, {"log_level", "0"}};
-  cfg.allowed_lateness_ms = 86'400'000;
+  Config cfg = mock_config(m, topic);
   Engine engine(cfg);
   std::atomic<bool> stop{false};
   setenv("GUARDWATCH_TEST_IGNORE_ALL_BROKERS_DOWN", "1", 1);
