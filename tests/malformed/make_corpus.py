@@ -45,6 +45,13 @@ expected = {}
 with open(os.path.join(out, "deep_unread.jsonl"), "wb") as f:
     f.write(b'{"ts":%d,"model":"m","x":' % T + b"[" * 20000 + b"]" * 20000 + b"}\n")
 expected["deep_unread"] = {"applied": 1}
+# Long but within input.max_record_bytes (1 MiB): the file source reads 256 KiB at a time, so
+# this line spans several reads and must still be applied whole.
+with open(os.path.join(out, "long_valid.jsonl"), "wb") as f:
+    f.write(good(0).encode() + b"\n")
+    f.write(good(1, response="I can't help with that. " + "y" * (900 * 1024)).encode() + b"\n")
+    f.write(good(2).encode() + b"\n")
+expected["long_valid"] = {"applied": 3}
 for name, (bad, outcome) in classes.items():
     with open(os.path.join(out, name + ".jsonl"), "wb") as f:
         for i in range(5):
