@@ -18,6 +18,8 @@ bytes=$(stat -c %s "$file")
 # Wall and CPU (user+sys) seconds of each run, from bash's `time`.
 TIMEFORMAT='%R %U %S'
 timed() { { time "$@" >/dev/null 2>&1; } 2>&1; }
+# Into the page cache first: a first run that reads from disk is not what either side costs.
+cat "$file" > /dev/null
 declare -a base gw base_cpu gw_cpu
 for i in $(seq 1 "$runs"); do
   read -r r u s < <(timed "$build/bench/simdjson_baseline" "$file")
@@ -32,3 +34,8 @@ printf 'file: %s (%d records, %.0f MiB, mean %.0f bytes/record)\n' "$file" 10000
 printf 'simdjson-only baseline: %.3f s  %.0f records/s  (CPU %.2f s)\n' "$b" "$(echo "1000000/$b" | bc -l)" "$bc_"
 printf 'guardwatch replay:      %.3f s  %.0f records/s  (CPU %.2f s on %d cores: %.2f us per record)\n' "$g" "$(echo "1000000/$g" | bc -l)" "$gc" "$(nproc)" "$gc"
 printf 'ratio guardwatch/baseline: %.2f (target >= 0.70)\n' "$(echo "$b/$g" | bc -l)"
+# This host's speed drifts by up to a quarter within minutes, more than between two adjacent
+# runs: the ratio within each pair of runs, and their median, show how much of a spread is drift.
+pairs=()
+for i in "${!base[@]}"; do pairs+=("$(echo "${base[$i]}/${gw[$i]}" | bc -l)"); done
+printf 'per-pair ratios: %s (median %.2f)\n' "$(printf '%.2f ' "${pairs[@]}")" "$(median "${pairs[@]}")"
