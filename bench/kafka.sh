@@ -48,4 +48,7 @@ printf 'kcat -C -e:       %.3f s  %.0f records/s (median of %d; CPU: kcat %.2f s
 printf 'guardwatch run:   %.3f s  %.0f records/s (median of %d; CPU: guardwatch %.2f s, broker %.2f s)\n' \
   "$g" "$(echo "$n/$g" | bc -l)" "$runs" "$(median "${gc[@]}")" "$(median "${gb[@]}")"
 printf 'ratio guardwatch/kcat: %.2f (target >= 0.80)\n' "$(echo "$k/$g" | bc -l)"
+pairs=()
+for i in "${!ks[@]}"; do pairs+=("$(echo "${ks[$i]}/${gs[$i]}" | bc -l)"); done
+printf 'per-pair ratios: %s (median %.2f)\n' "$(printf '%.2f ' "${pairs[@]}")" "$(median "${pairs[@]}")"
 rm -f "$cfg"
