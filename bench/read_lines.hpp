@@ -1,7 +1,7 @@
 // Reads a JSONL file the way guardwatch's file source does: 256 KiB reads with spare bytes after
-// them, so every line can be parsed in place. (Smaller reads made this baseline 10-13% faster than
-// 8 MiB ones on a 2-core EPYC, as they did guardwatch: the data is parsed while still in L2.) Shared by the replay baseline and the stage bench
-// so both read exactly alike.
+// them, so every line can be parsed in place. (Smaller reads made this baseline 10-13% faster
+// than 8 MiB ones on a 2-core EPYC, as they did guardwatch: the data is parsed while still in
+// L2.) Shared by the replay baseline and the stage bench so both read exactly alike.
 #pragma once
 #include <fcntl.h>
 #include <unistd.h>

@@ -37,8 +37,8 @@ class JsonlSource : public Source {
     // longest lines, but each read asks for kReadBytes at most: a batch that small is decoded
     // while the kernel's copy of it is still in the core's L2, and the store's bins stay there
     // too (a 4 MiB read evicts both). Measured on a 2-core EPYC: replay CPU -7% with 1 MiB reads,
-    // -9% with 256 KiB, -10% with 128 KiB; 64 KiB batches are too small to keep two threads busy
-    // (bench/README.md).
+    // -9% with 256 KiB, the same with 128 KiB; 64 KiB batches are too small to keep two threads
+    // busy (bench/README.md).
     constexpr size_t kReadBytes = 256 << 10;
     const size_t capacity = std::max<size_t>(kReadBytes, 2 * max_line);
     for (auto& b : bufs) b.data.resize(capacity + Decoder::kPadding);
