@@ -62,7 +62,7 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   } fw;
   int64_t reset_lookup = 0;  // auto.offset.reset as a ListOffsets time (-2 earliest, -1 latest), 0 for "error"
   bool rebuild = false;  // a revoke emptied every series: re-read the kept partitions too
-  bool closing = false;
+  bool closing = false;  // the revoke of close(): this process stops, its windows stay for the read-out
   // A connection error was reported (under mu): the next lag refresh asks for metadata, and if
   // no broker answers, reports the broker down. librdkafka raises ALL_BROKERS_DOWN only from the
   // broker whose disconnection makes every counted broker down, and does not count brokers
@@ -71,7 +71,7 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   // 60 s for /readyz to say 503). GUARDWATCH_TEST_IGNORE_ALL_BROKERS_DOWN makes tests rely on this.
   bool suspect_down = false;
   bool ignore_all_down = std::getenv("GUARDWATCH_TEST_IGNORE_ALL_BROKERS_DOWN") != nullptr;
-  std::function<void()> flush;  // applies the messages consumed but not yet applied  // the revoke of close(): this process stops, its windows stay for the read-out
+  std::function<void()> flush;  // applies the messages consumed but not yet applied
 
   static int64_t wall_now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
