@@ -198,12 +198,13 @@ int cmd_extract(const Common& c) {
   ssize_t n;
   int64_t no = 0;
   Observation obs;
+  std::string detail;
   while ((n = getline(&line, &cap, f)) >= 0) {
     SourcePos pos;
     pos.line = ++no;
     Record* rec = nullptr;
-    Outcome o = engine.ingest(std::string_view(line, size_t(n)), pos, &obs, &rec);
-    std::cout << explain_record(engine, *rec, obs, o).dump() << "\n";
+    Outcome o = engine.ingest(std::string_view(line, size_t(n)), pos, &obs, &rec, &detail);
+    std::cout << explain_record(engine, *rec, obs, o, detail).dump() << "\n";
   }
   std::free(line);
   if (f != stdin) std::fclose(f);

@@ -217,6 +217,7 @@ bool Engine::revoke_partitions(const std::vector<std::pair<std::string, int32_t>
 template <class F>
 Outcome Engine::reject(Outcome o, const SourcePos& pos, F&& detail) {
   (pos.warmup ? warm_outcomes_ : outcomes_)[size_t(o)].fetch_add(1, std::memory_order_relaxed);
+  if (detail_sink_) *detail_sink_ = detail();
   // Counting is the whole cost of a rejected record; the log line is formatted only when the
   // per-reason rate limit lets it through.
   long suppressed = log::take(outcome_name(o), cfg_.log_samples_per_second);
@@ -320,8 +321,15 @@ Outcome Engine::apply(int64_t ms, const SourcePos& pos, const Observation& o, co
   return Outcome::kApplied;
 }
 
-Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation* obs_out, Record** rec_out) {
+Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation* obs_out, Record** rec_out,
+                       std::string* detail_out) {
   drain();  // batches submitted before this record are applied before it
+  if (detail_out) detail_out->clear();
+  detail_sink_ = detail_out;
+  struct Unset {
+    std::string*& sink;
+    ~Unset() { sink = nullptr; }
+  } unset{detail_sink_};
   Record& r = rec_;
   if (rec_out) *rec_out = &r;
   Observation& o = obs_out ? *obs_out : obs_;

@@ -222,13 +222,14 @@ nlohmann::json window_report(const Engine& engine, int64_t end_ms) {
   return {{"end", end_ms > 0 ? format_rfc3339(end_ms) : ""}, {"records", outcomes}, {"series", series}};
 }
 
-nlohmann::json explain_record(const Engine& engine, const Record& r, const Observation& o, Outcome outcome) {
+nlohmann::json explain_record(const Engine& engine, const Record& r, const Observation& o, Outcome outcome, std::string_view detail) {
   using nlohmann::json;
   json j = json::object();
   if (r.pos.line) j["line"] = r.pos.line;
   if (!r.pos.topic.empty()) j["source"] = {{"topic", r.pos.topic}, {"partition", r.pos.partition}, {"offset", r.pos.offset}};
   j["outcome"] = outcome_name(outcome);
-  if (outcome != Outcome::kApplied) return j;
+  if (!detail.empty()) j["detail"] = std::string(detail);
+  if (outcome != Outcome::kApplied && outcome != Outcome::kLate) return j;
   const FieldValue& id = r[kRequestId];
   if (id.present()) j["request_id"] = std::string(id.str);
   j["ts"] = format_rfc3339(r.ts_ms);

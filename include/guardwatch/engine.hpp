@@ -27,9 +27,11 @@ class Engine {
   ~Engine();
 
   // Decodes, extracts and aggregates one record. Returns what happened to it.
-  // `obs_out`, when given, receives the observation (for `extract` and exemplars).
+  // `obs_out`, when given, receives the observation (for `extract` and exemplars); it is filled
+  // for applied and late records. `detail_out`, when given, receives why a record was not
+  // applied, for every such record (the log's samples of them are rate-limited).
   Outcome ingest(std::string_view bytes, const SourcePos& pos, Observation* obs_out = nullptr,
-                 Record** rec_out = nullptr);
+                 Record** rec_out = nullptr, std::string* detail_out = nullptr);
 
   // Batches: the same as ingest() on each record, in input order, but decoding and extracting
   // on two threads (input.threads). submit() queues a batch and returns at once, so the caller
@@ -120,6 +122,8 @@ class Engine {
   Record exemplar_rec_;
   std::atomic<int64_t> watermark_{std::numeric_limits<int64_t>::min() / 2};
   std::function<void()> on_applied_;
+  // Set by ingest() for its one record only; no batch is in flight then (it drains first).
+  std::string* detail_sink_ = nullptr;
 };
 
 // The configured lexicon files (refusal, then citation); empty, with errors naming file, line

@@ -39,8 +39,11 @@ std::string serialize_metrics(const std::vector<const prometheus::Collectable*>&
 
 // Final window values per series, as printed by `guardwatch replay --report json`.
 nlohmann::json window_report(const Engine& engine, int64_t end_ms);
-// One record's extracted values, as printed by `guardwatch extract`.
-nlohmann::json explain_record(const Engine& engine, const Record& r, const Observation& o, Outcome outcome);
+// One record's extracted values, as printed by `guardwatch extract`: for an applied record and a
+// late one (extracted, then dropped by the store), its labels, metrics and matched patterns; for
+// any other, its outcome and `detail`, why it was skipped.
+nlohmann::json explain_record(const Engine& engine, const Record& r, const Observation& o, Outcome outcome,
+                              std::string_view detail = {});
 
 std::string build_version();
 
