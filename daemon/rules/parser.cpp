@@ -257,16 +257,18 @@ void parse_file(const std::string& file, const MetricRegistry& metrics, const st
     ss << f.rdbuf();
     root = YAML::Load(ss.str());
   } catch (const YAML::Exception& e) {
-    errors.push_back({file, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg});
+    if (!skip_metrics) errors.push_back({file, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg});
     return;
   }
+  // load_rules reads each file twice (custom metrics first, then groups, with skip_metrics):
+  // what concerns the whole file is reported by the first reading only.
   const YAML::Node& r = root;
   if (gw::yaml::is_null(r)) return;
   if (!gw::yaml::is_map(r)) {
-    c.err(r, "", "a rule file is a mapping with `groups` (and optionally `metrics`)");
+    if (!skip_metrics) c.err(r, "", "a rule file is a mapping with `groups` (and optionally `metrics`)");
     return;
   }
-  c.keys(r, "", {"groups", "metrics"});
+  if (!skip_metrics) c.keys(r, "", {"groups", "metrics"});
   const YAML::Node ms = r["metrics"];
   if (ms.IsDefined() && !skip_metrics) {
     if (!gw::yaml::is_seq(ms)) c.err(ms, "metrics", "expected a list of custom metrics");

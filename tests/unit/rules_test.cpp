@@ -212,6 +212,24 @@ TEST_CASE("rules: errors name file, line, column and key, and list what is known
   CHECK(r.errors[0].str().rfind(bad + ":", 0) == 0);
 }
 
+TEST_CASE("rules: an error about the whole file is reported once") {
+  // load_rules reads each file twice (custom metrics, then groups); each error once all the same.
+  MetricRegistry reg;
+  const std::vector<std::string> labels{"model", "model_version", "endpoint", "variant"};
+  auto one = [&](const std::string& name, const std::string& text) {
+    auto r = load_rules({write_temp(name, text)}, reg, labels, 27 * 3'600'000LL);
+    REQUIRE(r.errors.size() == 1);
+    return r.errors[0];
+  };
+  ConfigError e = one("unknown_root.yaml", "rules:\n  - alert: X\n");
+  CHECK(e.line == 1);
+  CHECK(e.message.find("unknown key \"rules\"; known: groups, metrics") != std::string::npos);
+  e = one("syntax.yaml", "groups:\n  - name: [unclosed\n");
+  CHECK(e.message.find("YAML syntax error") != std::string::npos);
+  e = one("scalar_root.yaml", "just a string\n");
+  CHECK(e.message.find("a rule file is a mapping") != std::string::npos);
+}
+
 TEST_CASE("rules: Benjamini-Hochberg lets one strong group through among many null ones") {
   Config cfg = gwtest::default_config();
   cfg.rule_paths = {write_temp("bh.yaml", R"(
