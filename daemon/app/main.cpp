@@ -5,8 +5,10 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -152,7 +154,13 @@ int cmd_replay(const Common& c, const ReplayOptions& ro) {
     }
   }
   std::atomic<bool> stop{false};
-  auto src = make_jsonl_source(c.input.empty() ? "-" : c.input);
+  std::unique_ptr<Source> src;
+  try {
+    src = make_jsonl_source(c.input.empty() ? "-" : c.input);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "guardwatch replay: %s\n", e.what());
+    return 1;
+  }
   auto t0 = std::chrono::steady_clock::now();
   if (!src->run(engine, stop)) return 1;
   if (rules.loaded()) rules.advance(engine.max_event_ms());  // the input is complete: evaluate up to its end
@@ -190,7 +198,7 @@ int cmd_extract(const Common& c) {
   Engine engine(cfg, nullptr, custom_metrics_for(cfg));  // --rules: their custom metrics are extracted too
   FILE* f = c.input.empty() || c.input == "-" ? stdin : std::fopen(c.input.c_str(), "rb");
   if (!f) {
-    std::fprintf(stderr, "guardwatch extract: cannot open %s\n", c.input.c_str());
+    std::fprintf(stderr, "guardwatch extract: cannot open input %s: %s\n", c.input.c_str(), std::strerror(errno));
     return 1;
   }
   char* line = nullptr;
@@ -206,8 +214,13 @@ int cmd_extract(const Common& c) {
     Outcome o = engine.ingest(std::string_view(line, size_t(n)), pos, &obs, &rec, &detail);
     std::cout << explain_record(engine, *rec, obs, o, detail).dump() << "\n";
   }
+  const int read_errno = std::ferror(f) ? errno : 0;  // a directory opens, then fails to read
   std::free(line);
   if (f != stdin) std::fclose(f);
+  if (read_errno) {
+    std::fprintf(stderr, "guardwatch extract: cannot read input %s: %s\n", c.input.empty() ? "-" : c.input.c_str(), std::strerror(read_errno));
+    return 1;
+  }
   return 0;
 }
 

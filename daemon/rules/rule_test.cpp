@@ -124,7 +124,17 @@ int run_rule_tests(const std::vector<std::string>& files, const std::string& con
       }
       if (gw::yaml::is_scalar(in["file"])) {
         std::atomic<bool> stop{false};
-        make_jsonl_source(rel(in["file"].Scalar()))->run(engine, stop);
+        std::string why;
+        try {
+          if (!make_jsonl_source(rel(in["file"].Scalar()))->run(engine, stop)) why = "a read error (see the log)";
+        } catch (const std::exception& e) {
+          why = e.what();
+        }
+        if (!why.empty()) {
+          std::printf("  FAILED: %s: input.file: %s\n", name.c_str(), why.c_str());
+          ++failures;
+          continue;
+        }
       }
       if (in["generate"].IsDefined()) {
         Scenario sc;

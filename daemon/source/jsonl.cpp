@@ -1,10 +1,12 @@
 // JSONL source: a file or stdin, read in large blocks and split on newlines.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 #include "guardwatch/log.hpp"
 #include "guardwatch/source.hpp"
@@ -14,16 +16,29 @@ namespace {
 
 class JsonlSource : public Source {
  public:
-  explicit JsonlSource(std::string path) : path_(std::move(path)) {}
+  // Opens the file here, so that a path that cannot be read fails the command at once (`run`
+  // would otherwise start serving an empty result).
+  explicit JsonlSource(std::string path) : path_(std::move(path)) {
+    if (path_ == "-") return;
+    fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw std::runtime_error("cannot open input " + path_ + ": " + std::strerror(errno));
+    struct stat st;
+    if (::fstat(fd_, &st) == 0 && S_ISDIR(st.st_mode)) {
+      ::close(fd_);
+      throw std::runtime_error("cannot read input " + path_ + ": it is a directory");
+    }
+  }
+  ~JsonlSource() override {
+    if (fd_ > 0) ::close(fd_);
+  }
+  JsonlSource(const JsonlSource&) = delete;
+  JsonlSource& operator=(const JsonlSource&) = delete;
 
   std::string describe() const override { return path_ == "-" ? "stdin" : path_; }
 
   bool run(Engine& engine, const std::atomic<bool>& stop) override {
-    int fd = path_ == "-" ? 0 : ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      log::error("cannot open input {}: {}", path_, std::strerror(errno));
-      return false;
-    }
+    const int fd = fd_;
+    bool ok = true;
     const size_t max_line = engine.config().max_record_bytes + 1;
     // Two buffers: while the engine decodes the lines of one (submitted as a batch), the next
     // block is read into the other. A buffer is reused only once its batch is applied.
@@ -55,6 +70,7 @@ class JsonlSource : public Source {
       if (n < 0) {
         if (errno == EINTR) continue;
         log::error("read error on {}: {}", path_, std::strerror(errno));
+        ok = false;
         break;
       }
       if (n == 0) eof = true;
@@ -105,12 +121,12 @@ class JsonlSource : public Source {
       }
     }
     engine.drain();
-    if (fd != 0) ::close(fd);
-    return true;
+    return ok;
   }
 
  private:
   std::string path_;
+  int fd_ = 0;  // 0: stdin
 };
 
 }  // namespace

@@ -26,6 +26,8 @@ class Source {
 };
 
 // A JSONL file, or "-" for stdin. Lines are decoded in order; event time comes from the records.
+// Opens the file at once: throws std::runtime_error, with the path and the reason, when it cannot.
+// run() returns false after a read error (the records before it are applied).
 std::unique_ptr<Source> make_jsonl_source(const std::string& path);
 
 struct PartitionLag {
