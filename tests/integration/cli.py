@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from gwtest import scratch_dir  # noqa: E402
@@ -109,6 +110,28 @@ p = gw("replay", "--input", "-", "--report", "json", stdin=line * 3 + "not json\
 assert p.returncode == 0, (p.returncode, p.stderr)
 records = json.loads(p.stdout)["records"]
 assert records["applied"] == 3 and records["invalid_json"] == 1, records
+
+# Malformed records are all counted, but logged as a rate-limited sample (log.samples_per_second,
+# 1 by default, per reason): one line for 500 at once; the next, a second later, says how many
+# went unlogged in between.
+proc = subprocess.Popen([binary, "replay", "--input", "-", "--report", "json"], stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+proc.stdin.write(line + "not json\n" * 500 + line)
+proc.stdin.flush()
+time.sleep(1.5)
+proc.stdin.write("still not json\n" + '{"model": "m"}\n' * 3)
+out, err = proc.communicate(timeout=60)
+assert proc.returncode == 0, (proc.returncode, err)
+records = json.loads(out)["records"]
+assert records["applied"] == 2 and records["invalid_json"] == 501 and records["missing_timestamp"] == 3, records
+samples = [e for e in err.splitlines() if "record skipped: outcome=invalid_json" in e]
+# Two lines unless this host stalled for a second within the first 500: then the counts still add up.
+assert 2 <= len(samples) <= 4, samples
+assert "at=line 2 " in samples[0] and "similar records" not in samples[0], samples
+assert "at=line 503 " in samples[-1], samples
+unlogged = [int(m.group(1)) for e in samples for m in [re.search(r"\((\d+) similar records skipped without a log line\)", e)] if m]
+assert len(unlogged) == len(samples) - 1 and len(samples) + sum(unlogged) == 501, samples
+assert len([e for e in err.splitlines() if "outcome=missing_timestamp" in e]) == 1, err  # per reason
 
 # `guardwatch test`: a test whose input file is missing fails, and says so.
 suite = write("missing_input_test.yaml", f"""rule_files: [{bad_rule.replace('bad_rule', 'ok_rule')}]

@@ -25,6 +25,10 @@ try:
     assert metric(m, "guardwatch_records_total", outcome="bad_timestamp") == [1]
     assert metric(m, "guardwatch_records_total", outcome="empty") == [1]
     assert metric(m, "guardwatch_records_total", outcome="wrong_type") == [1]
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    builds = [(dict(k[1]), v) for k, v in m.items() if k[0] == "guardwatch_build_info"]
+    assert len(builds) == 1 and builds[0][1] == 1, builds
+    assert builds[0][0]["version"] == version and builds[0][0]["revision"], (builds, version)
     r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     print(r.stdout + r.stderr)
     assert r.returncode == 0 and not (r.stdout + r.stderr).strip(), "promtool check metrics complained"
