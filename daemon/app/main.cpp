@@ -211,7 +211,9 @@ int cmd_extract(const Common& c) {
     SourcePos pos;
     pos.line = ++no;
     Record* rec = nullptr;
-    Outcome o = engine.ingest(std::string_view(line, size_t(n)), pos, &obs, &rec, &detail);
+    std::string_view bytes(line, size_t(n));
+    if (no == 1 && bytes.starts_with("\xEF\xBB\xBF")) bytes.remove_prefix(3);  // a byte order mark, as the JSONL source
+    Outcome o = engine.ingest(bytes, pos, &obs, &rec, &detail);
     std::cout << explain_record(engine, *rec, obs, o, detail).dump() << "\n";
   }
   const int read_errno = std::ferror(f) ? errno : 0;  // a directory opens, then fails to read

@@ -62,6 +62,7 @@ class JsonlSource : public Source {
     int64_t line_no = 0;
     bool skipping = false;  // inside an over-long line
     bool eof = false;
+    bool bom_check = true;
     std::vector<std::string_view> lines;
     std::vector<SourcePos> positions;
     while (!eof && !stop.load(std::memory_order_relaxed)) {
@@ -75,6 +76,16 @@ class JsonlSource : public Source {
       }
       if (n == 0) eof = true;
       have += size_t(n);
+      // A UTF-8 byte order mark opening the input (Windows tools write one) is not part of the
+      // first record: RFC 8259 lets a parser ignore it, and users expect that.
+      if (bom_check) {
+        if (have < 3 && !eof) continue;
+        bom_check = false;
+        if (have >= 3 && std::memcmp(buf.data(), "\xEF\xBB\xBF", 3) == 0) {
+          std::memmove(buf.data(), buf.data() + 3, have - 3);
+          have -= 3;
+        }
+      }
       // Every whole line in the buffer is one batch.
       size_t start = 0;
       lines.clear();

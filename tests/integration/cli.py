@@ -112,6 +112,15 @@ assert p.returncode == 0, (p.returncode, p.stderr)
 records = json.loads(p.stdout)["records"]
 assert records["applied"] == 3 and records["invalid_json"] == 1, records
 
+# A file written on Windows: a UTF-8 byte order mark, then CRLF line ends.
+bom = os.path.join(work, "bom.jsonl")
+with open(bom, "wb") as f:
+    f.write(b"\xef\xbb\xbf" + line.encode().replace(b"\n", b"\r\n") * 2)
+p = gw("replay", "--input", bom, "--report", "json")
+assert p.returncode == 0 and json.loads(p.stdout)["records"]["applied"] == 2, (p.stdout, p.stderr)
+p = gw("extract", "--input", bom)
+assert [json.loads(x)["outcome"] for x in p.stdout.splitlines()] == ["applied", "applied"], (p.stdout, p.stderr)
+
 # Malformed records are all counted, but logged as a rate-limited sample (log.samples_per_second,
 # 1 by default, per reason): one line for 500 at once; the next, a second later, says how many
 # went unlogged in between.
