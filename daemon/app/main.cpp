@@ -510,7 +510,7 @@ int cmd_run(const Common& c) {
     if (stopper.joinable()) stopper.join();
     if (!use_kafka && rules.loaded()) rules.advance(eng.max_event_ms());
     input_done = true;
-    if (!use_kafka)
+    if (!use_kafka && !stop)
       log::info("input {} done: {} records, {} applied; serving results until SIGTERM", source->describe(), eng.records_seen(),
                 eng.outcome_count(Outcome::kApplied));
   });

@@ -1,5 +1,6 @@
 // JSONL source: a file or stdin, read in large blocks and split on newlines.
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,8 +66,27 @@ class JsonlSource : public Source {
     bool bom_check = true;
     std::vector<std::string_view> lines;
     std::vector<SourcePos> positions;
+    // A batch is applied when the read after it returns (that read overlaps its preparation).
+    // From a pipe or a terminal that read can wait for as long as the writer is silent, so
+    // `tail -f log | guardwatch run --input -` would hold its last lines back: when nothing is
+    // ready to read, everything submitted is applied first. A regular file never waits.
+    struct stat st;
+    const bool may_wait = ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode);
     while (!eof && !stop.load(std::memory_order_relaxed)) {
       std::vector<char>& buf = bufs[cur].data;
+      if (may_wait) {
+        pollfd pfd{fd, POLLIN, 0};
+        int r = ::poll(&pfd, 1, 0);
+        if (r == 0) {
+          engine.drain();
+          // Wait for input, looking at `stop` every 100 ms: a SIGTERM while the writer is silent
+          // stops at once instead of at the shutdown deadline.
+          while ((r = ::poll(&pfd, 1, 100)) == 0 && !stop.load(std::memory_order_relaxed)) {
+          }
+          if (r == 0) break;
+        }
+        if (r < 0 && errno == EINTR) continue;
+      }
       ssize_t n = ::read(fd, buf.data() + have, std::min(capacity - have, kReadBytes));
       if (n < 0) {
         if (errno == EINTR) continue;

@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import scratch_dir  # noqa: E402
+from gwtest import Daemon, metric, scratch_dir, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
 work = scratch_dir("gw-cli-")
@@ -112,6 +112,23 @@ assert p.returncode == 0, (p.returncode, p.stderr)
 records = json.loads(p.stdout)["records"]
 assert records["applied"] == 3 and records["invalid_json"] == 1, records
 
+# A live pipe (`tail -f log | guardwatch run --input -`): each line is applied while the writer
+# is silent (it used to wait for the next line), and SIGTERM then stops at once (it used to wait
+# for the shutdown deadline, 10 s, blocked in read).
+d = Daemon(binary, "", ["--input", "-"], stdin=subprocess.PIPE)
+try:
+    for n in (1, 2):
+        d.proc.stdin.write(line.encode())
+        d.proc.stdin.flush()
+        wait_for(lambda: metric(d.metrics(), "guardwatch_records_total", outcome="applied") == [n], 10,
+                 f"piped line {n} applied while the pipe stays open")
+    t0 = time.time()
+    rc = d.stop()
+    took = time.time() - t0
+finally:
+    d.stop()
+assert rc == 0 and took < 5 and "did not finish" not in d.output(), (rc, took, d.output())
+
 # A file written on Windows: a UTF-8 byte order mark, then CRLF line ends.
 bom = os.path.join(work, "bom.jsonl")
 with open(bom, "wb") as f:
@@ -137,7 +154,8 @@ assert records["applied"] == 2 and records["invalid_json"] == 501 and records["m
 samples = [e for e in err.splitlines() if "record skipped: outcome=invalid_json" in e]
 # Two lines unless this host stalled for a second within the first 500: then the counts still add up.
 assert 2 <= len(samples) <= 4, samples
-assert "at=line 2 " in samples[0] and "similar records" not in samples[0], samples
+# Two threads prepare the first 500 in chunks of 32: which of them logs first is not fixed.
+assert re.search(r"at=line ([2-9]|[1-9]\d|[1-4]\d\d|50[01]) ", samples[0]) and "similar records" not in samples[0], samples
 assert "at=line 503 " in samples[-1], samples
 unlogged = [int(m.group(1)) for e in samples for m in [re.search(r"\((\d+) similar records skipped without a log line\)", e)] if m]
 assert len(unlogged) == len(samples) - 1 and len(samples) + sum(unlogged) == 501, samples
