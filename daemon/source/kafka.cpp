@@ -292,8 +292,9 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
       case RdKafka::Event::EVENT_LOG:
         if (e.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING)
           log::sampled("kafka_log", 1, log::Level::kWarn, fmt::format("kafka: {} {}", e.fac(), e.str()));
-        else  // notices, and the debug lines librdkafka writes only when kafka.properties.debug asks
+        else if (e.severity() == RdKafka::Event::EVENT_SEVERITY_DEBUG)  // only when kafka.properties.debug asks
           log::write(log::Level::kInfo, fmt::format("kafka: {} {}", e.fac(), e.str()));
+        // Notices and info lines repeat what the error events above say ("Disconnected"): dropped.
         break;
       default: break;
     }
