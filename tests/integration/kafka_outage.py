@@ -118,11 +118,14 @@ try:
     produce(2, N2)
     wait_for(lambda: applied() >= N1 + N2 and d.ready(), 120, f"{N1 + N2} records applied and ready again")
     time.sleep(3)  # anything re-delivered would show up by now
+    # The coordinator may still drop the member after this (a CI run under ASan saw the windows
+    # at 0 here): its partitions are then revoked, the windows emptied and rebuilt by a warm-up
+    # re-read, counted apart. That must end with exactly the same windows.
+    windows = lambda: sum(metric(d.metrics(), "guardwatch_window_records", window="1h"))  # noqa: E731
+    wait_for(lambda: windows() == N1 + N2 and d.ready(), 60, f"windows of {N1 + N2} records, ready")
     m = d.metrics()
     total = sum(metric(m, "guardwatch_records_total"))
-    windows = sum(metric(m, "guardwatch_window_records", window="1h"))
     assert applied() == N1 + N2 and total == N1 + N2, f"applied {applied()}, read {total}, want {N1 + N2}"
-    assert windows == N1 + N2, f"windows {windows} != {N1 + N2}"
     assert metric(m, "guardwatch_kafka_broker_up")[0] == 1
     print(f"ok: after a {OUTAGE_S:.0f} s outage all {N1 + N2} records applied once, none lost")
 
@@ -136,6 +139,10 @@ try:
     assert "no broker reachable at shutdown" in d.output(), d.output()
     print(f"ok: SIGTERM while the broker is down: exit 0 after {took:.1f} s")
     d = None
+except BaseException:
+    if d:
+        print("daemon log (last 8,000 characters):\n" + d.output()[-8000:])
+    raise
 finally:
     rc = d.stop() if d else 0
     # Clean up before asserting: an assertion here would skip the broker's stop.
