@@ -2,8 +2,7 @@
 """The command line as a user meets it: `guardwatch check` exits 0 on the defaults and 1 on each
 kind of bad input, naming file, line and key, each error once; commands given an input they
 cannot read fail at once with the path and the reason (`run` does not start serving nothing);
-skipped records are counted and sampled in the log; librdkafka's `debug` lines reach the log;
-`guardwatch test` says which test's input file is missing."""
+skipped records are counted and sampled in the log; `guardwatch test` says which test's input file is missing."""
 import json
 import os
 import re
@@ -160,23 +159,6 @@ assert "at=line 503 " in samples[-1], samples
 unlogged = [int(m.group(1)) for e in samples for m in [re.search(r"\((\d+) similar records skipped without a log line\)", e)] if m]
 assert len(unlogged) == len(samples) - 1 and len(samples) + sum(unlogged) == 501, samples
 assert len([e for e in err.splitlines() if "outcome=missing_timestamp" in e]) == 1, err  # per reason
-
-# kafka.properties pass through to librdkafka, `debug` too: the lines it asks for reach the log
-# (they were dropped). No broker is needed for them: nothing listens on port 1.
-def kafka_log(props):
-    cfg = write("kafka.yaml", "kafka:\n  topics: [t]\n  properties: {bootstrap.servers: '127.0.0.1:1', group.id: g%s}\n" % props)
-    d = subprocess.Popen([binary, "run", "--config", cfg, "--listen", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True)
-    time.sleep(2)
-    d.terminate()
-    _, err = d.communicate(timeout=30)
-    assert d.returncode == 0, (d.returncode, err[-2000:])
-    return [e for e in err.splitlines() if "level=info" in e and 'msg="kafka: ' in e]
-
-
-debug_lines = kafka_log(", debug: broker")
-assert any("kafka: BROKER " in e for e in debug_lines) and any("kafka: STATE " in e for e in debug_lines), debug_lines[:5]
-quiet = kafka_log("")
-assert quiet == [], quiet
 
 # `guardwatch test`: a test whose input file is missing fails, and says so.
 suite = write("missing_input_test.yaml", f"""rule_files: [{bad_rule.replace('bad_rule', 'ok_rule')}]
