@@ -6,10 +6,12 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -34,11 +36,18 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   };
   std::vector<Pending> pending;  // a handful of partitions: linear search, no allocation per record
   bool dirty = false;
+  // Highest offset + 1 this process applied from each partition it no longer holds: a partition
+  // whose session expired comes back at the last commit, and the records after it that were
+  // applied here are re-reads (warm-up), not new records (tests/integration/kafka_session_lost.py).
+  std::vector<Pending> released;
   // Partitions re-reading records applied before (by this or another replica) up to `end`.
+  // Re-read offsets from `store_from` on were applied here but never committed: they are stored,
+  // so that the commit covers them this time.
   struct Warm {
     std::string topic;
     int32_t partition;
     int64_t end;
+    int64_t store_from = std::numeric_limits<int64_t>::max();
     uint64_t reread = 0;
   };
   std::vector<Warm> warm;
@@ -78,11 +87,13 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   }
 
   // Is this record a re-read? Ends the partition's warm-up when it reaches the end offset.
-  bool warmup_record(const std::string& topic, int32_t partition, int64_t offset) {
+  // `store`: whether its offset is to be stored (a re-read one only if it was never committed).
+  bool warmup_record(const std::string& topic, int32_t partition, int64_t offset, bool& store) {
     for (size_t i = 0; i < warm.size(); ++i) {
       Warm& w = warm[i];
       if (w.partition != partition || w.topic != topic) continue;
       bool re = offset < w.end;
+      store = !re || offset >= w.store_from;
       w.reread += re;
       if (offset + 1 >= w.end) finish_warm(i);
       return re;
@@ -149,6 +160,66 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
     }
     RdKafka::TopicPartition::destroy(committed);
     RdKafka::TopicPartition::destroy(times);
+    publish_warm();
+  }
+
+  // A partition this process held before and now gets back: if it applied records past the
+  // commit (its session expired, so the commit on the revoke failed), they come again from the
+  // commit on, and extend (or make) the partition's warm-up. Where a rewind starts the
+  // partition before its commit, the re-reads up to the commit stay unstored as before.
+  void plan_reread(RdKafka::KafkaConsumer* c, const std::vector<RdKafka::TopicPartition*>& parts) {
+    struct Back {
+      RdKafka::TopicPartition* part;
+      int64_t applied_end;  // highest offset + 1 applied here
+      Warm* warm;           // its rewind's warm-up (ending at the commit), if any
+    };
+    std::vector<Back> back;
+    for (auto* p : parts) {
+      auto it = std::find_if(released.begin(), released.end(),
+                             [&](const Pending& q) { return q.partition == p->partition() && q.topic == p->topic(); });
+      if (it == released.end()) continue;
+      auto w = std::find_if(warm.begin(), warm.end(), [&](const Warm& q) { return q.partition == p->partition() && q.topic == p->topic(); });
+      back.push_back({p, it->next, w == warm.end() ? nullptr : &*w});
+      released.erase(it);
+    }
+    // Without a rewind's warm-up the commit is not known yet: one lookup for those partitions.
+    std::vector<RdKafka::TopicPartition*> ask;
+    for (auto& b : back)
+      if (!b.warm) ask.push_back(RdKafka::TopicPartition::create(b.part->topic(), b.part->partition()));
+    if (!ask.empty()) {
+      if (auto e = c->committed(ask, 10'000); e != RdKafka::ERR_NO_ERROR) {
+        log::warn("kafka: cannot look up the commits of {} partition(s) assigned back ({}): records applied here and not "
+                  "committed may count twice", ask.size(), RdKafka::err2str(e));
+        RdKafka::TopicPartition::destroy(ask);
+        return;
+      }
+    }
+    size_t k = 0;
+    std::vector<Warm> added;
+    for (auto& b : back) {
+      int64_t commit;
+      if (b.warm) {
+        commit = b.warm->end;
+      } else {
+        auto* q = ask[k++];
+        if (q->err()) continue;
+        commit = q->offset();  // negative: none, the partition starts where auto.offset.reset says
+      }
+      if (b.applied_end <= commit) continue;  // the commit covers everything applied here
+      if (b.warm) {
+        b.warm->store_from = commit;
+        b.warm->end = b.applied_end;
+      } else {
+        // It starts at its commit, so every record it reads before applied_end was applied here
+        // and never committed. (Where none exists and it starts later, the lag refresh ends the
+        // warm-up once the position is past applied_end.)
+        added.push_back({b.part->topic(), b.part->partition(), b.applied_end, 0});
+      }
+      log::info("kafka: {}/{} was applied here up to offset {} but committed only up to {}: the records between are "
+                "read again as warm-up", b.part->topic(), b.part->partition(), b.applied_end, commit);
+    }
+    for (auto& w : added) warm.push_back(std::move(w));  // after the pointers into warm are done with
+    RdKafka::TopicPartition::destroy(ask);
     publish_warm();
   }
 
@@ -219,7 +290,10 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
       // Not while shutting down: nothing will be read, and when this callback runs inside close()
       // the committed-offset lookup did not return within the 10 s shutdown deadline (librdkafka
       // 2.0.2; tests/integration/kafka_rolling_stop.py).
-      if (!closing) plan_rewind(c, parts);
+      if (!closing) {
+        plan_rewind(c, parts);
+        plan_reread(c, parts);
+      }
       if (cooperative) {
         if (auto e = c->incremental_assign(parts)) log::error("kafka: incremental_assign: {}", e->str());
       } else {
@@ -234,6 +308,13 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
       c->commitSync();
       std::vector<std::pair<std::string, int32_t>> gone;
       for (auto* p : parts) {
+        // Kept in case the partition comes back (see plan_reread); this process's commit of it
+        // may just have failed.
+        for (auto& q : pending)
+          if (q.topic == p->topic() && q.partition == p->partition()) {
+            std::erase_if(released, [&](const Pending& r) { return r.topic == q.topic && r.partition == q.partition; });
+            released.push_back(q);
+          }
         std::erase_if(pending, [&](const Pending& q) { return q.topic == p->topic() && q.partition == p->partition(); });
         std::erase_if(warm, [&](const Warm& q) { return q.topic == p->topic() && q.partition == p->partition(); });
         gone.emplace_back(p->topic(), p->partition());
@@ -467,6 +548,7 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
     std::vector<const std::string*> topics;  // into topic_names
     std::vector<std::string_view> views;
     std::vector<SourcePos> positions;
+    std::vector<char> store;  // whether each record's offset is stored once applied
     uint64_t ticket = 0;
     bool submitted = false;
   };
@@ -485,12 +567,14 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
   for (auto& b : batches) {
     b.msgs.reserve(kBatch);
     b.topics.reserve(kBatch);
+    b.store.reserve(kBatch);
   }
   auto finish = [&](Batch& b) {
-    // A re-read record's offset is committed already: storing it would move the commit back.
+    // A re-read record's offset is mostly committed already: storing it would move the commit back.
     for (size_t i = 0; i < b.msgs.size(); ++i)
-      if (!b.positions[i].warmup) im.applied(*b.topics[i], b.positions[i].partition, b.positions[i].offset);
+      if (b.store[i]) im.applied(*b.topics[i], b.positions[i].partition, b.positions[i].offset);
     b.msgs.clear();
+    b.store.clear();
     b.topics.clear();
     b.views.clear();
     b.positions.clear();
@@ -533,7 +617,9 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
         pos.topic = *b.topics.back();
         pos.partition = msg->partition;
         pos.offset = msg->offset;
-        pos.warmup = !im.warm.empty() && im.warmup_record(*b.topics.back(), pos.partition, pos.offset);
+        bool store = true;
+        pos.warmup = !im.warm.empty() && im.warmup_record(*b.topics.back(), pos.partition, pos.offset, store);
+        b.store.push_back(store);
         b.views.emplace_back(static_cast<const char*>(msg->payload), msg->len);
         im.fw.bytes += msg->len;
         ++im.fw.msgs;
