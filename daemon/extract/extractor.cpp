@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 
 #include "guardwatch/extract.hpp"
@@ -11,32 +12,113 @@
 namespace gw {
 
 // One pass over the response for length, words and blankness, 32 bytes at a time (AVX2).
+//
+// Words are runs of bytes between whitespace, except in Chinese and Japanese, which are written
+// without spaces: there every ideograph and kana counts as a word of its own (as word processors
+// count them), and CJK punctuation separates like a space. By the lead byte (and the one or two
+// after it), the code points counted so are U+3040-U+9FFF (kana, bopomofo, CJK ideographs and
+// extension A), U+F900-U+FAFF (compatibility ideographs) and U+20000-U+3FFFF (extensions B-H);
+// the punctuation is U+3000-U+303F (、。「」 and the ideographic space) and the fullwidth forms'
+// punctuation (U+FF01-FF0F, FF1A-FF20, FF3B-FF3F, FF5B-FF65: ，！？：；（） ...). Hangul is left
+// to whitespace: Korean puts spaces between words.
+// Defined on bytes, so that the vector loop and the byte loop agree on any input, valid UTF-8 or
+// not (the decoder has validated every response): a lead is judged by itself and the two bytes
+// after it, and the bytes of a lead's code point (3 or 4 from the lead) are separators.
+namespace {
+// 3 or 4 when c (followed by d, e) leads a code point counted as a word; -3 for CJK punctuation.
+int cjk_lead(unsigned char c, unsigned char d, unsigned char e) {
+  if (c >= 0xE4 && c <= 0xE9) return 3;
+  if (c == 0xE3) return d >= 0x81 ? 3 : d == 0x80 ? -3 : 0;
+  if (c == 0xEF) {
+    if (d >= 0xA4 && d <= 0xAB) return 3;
+    if (d == 0xBC) return (e >= 0x90 && e <= 0x99) || (e >= 0xA1 && e <= 0xBA) ? 0 : -3;  // not a digit or letter
+    if (d == 0xBD) return e >= 0x9B && e <= 0xA5 ? -3 : 0;
+    return 0;
+  }
+  if (c == 0xF0) return d >= 0xA0 && d <= 0xBF ? 4 : 0;
+  return 0;
+}
+}  // namespace
+
 TextStats text_stats(std::string_view s) {
+#ifndef __AVX2__
+  return text_stats_bytes(s);
+#else
   TextStats st;
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  size_t n = s.size(), i = 0;
-  uint32_t prev_space = 1;  // the byte before the text counts as space
+  const size_t n = s.size();
   uint64_t nonspace = 0;
-#ifdef __AVX2__
+  uint32_t prev_sep = 1;  // the byte before the text counts as a separator
+  uint32_t carry = 0;     // bytes at the start of the next block that belong to a CJK code point
   const __m256i sp = _mm256_set1_epi8(' '), lo = _mm256_set1_epi8(8), hi = _mm256_set1_epi8(14),
                 cont = _mm256_set1_epi8(-65);
-  for (; i + 32 <= n; i += 32) {
-    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
+  auto bytes = [](int b) { return _mm256_set1_epi8(char(b)); };
+  auto at_least = [](__m256i v, __m256i b) { return _mm256_cmpeq_epi8(_mm256_max_epu8(v, b), v); };
+  auto within = [](__m256i v, __m256i a, __m256i b) { return _mm256_cmpeq_epi8(_mm256_min_epu8(_mm256_max_epu8(v, a), b), v); };
+  // 32 bytes at q, of which those in `valid` are text; q[32] and q[33] are readable too (the
+  // bytes after a lead).
+  auto block = [&](const unsigned char* q, uint32_t valid) __attribute__((always_inline)) {
+    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
     __m256i is_sp = _mm256_or_si256(_mm256_cmpeq_epi8(v, sp), _mm256_and_si256(_mm256_cmpgt_epi8(v, lo), _mm256_cmpgt_epi8(hi, v)));
     uint32_t m = uint32_t(_mm256_movemask_epi8(is_sp));
-    uint32_t starts = ~m & ((m << 1) | prev_space);
-    st.words += size_t(__builtin_popcount(starts));
-    nonspace += size_t(__builtin_popcount(~m));
-    prev_space = m >> 31;
-    st.chars += size_t(__builtin_popcount(uint32_t(_mm256_movemask_epi8(_mm256_cmpgt_epi8(v, cont)))));
+    nonspace += size_t(__builtin_popcount(~m & valid));
+    st.chars += size_t(__builtin_popcount(uint32_t(_mm256_movemask_epi8(_mm256_cmpgt_epi8(v, cont))) & valid));
+    uint32_t sep = m | carry | ~valid;
+    carry = 0;
+    if (_mm256_movemask_epi8(at_least(v, bytes(0xE3)))) [[unlikely]] {  // no byte >= 0xE3: no lead
+      __m256i d = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 1));
+      __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 2));
+      __m256i e3 = _mm256_cmpeq_epi8(v, bytes(0xE3)), ef = _mm256_cmpeq_epi8(v, bytes(0xEF));
+      __m256i l3 = _mm256_or_si256(_mm256_or_si256(_mm256_and_si256(e3, at_least(d, bytes(0x81))), within(v, bytes(0xE4), bytes(0xE9))),
+                                   _mm256_and_si256(ef, within(d, bytes(0xA4), bytes(0xAB))));
+      __m256i l4 = _mm256_and_si256(_mm256_cmpeq_epi8(v, bytes(0xF0)), within(d, bytes(0xA0), bytes(0xBF)));
+      __m256i wide = _mm256_or_si256(  // fullwidth punctuation: EF BC but digits and letters, EF BD 9B-A5
+          _mm256_andnot_si256(_mm256_or_si256(within(e, bytes(0x90), bytes(0x99)), within(e, bytes(0xA1), bytes(0xBA))),
+                              _mm256_cmpeq_epi8(d, bytes(0xBC))),
+          _mm256_and_si256(_mm256_cmpeq_epi8(d, bytes(0xBD)), within(e, bytes(0x9B), bytes(0xA5))));
+      __m256i punct = _mm256_or_si256(_mm256_and_si256(e3, _mm256_cmpeq_epi8(d, bytes(0x80))), _mm256_and_si256(ef, wide));
+      const uint64_t w3 = uint32_t(_mm256_movemask_epi8(l3)), w4 = uint32_t(_mm256_movemask_epi8(l4));
+      const uint64_t three = w3 | uint32_t(_mm256_movemask_epi8(punct));
+      const uint64_t part = three | three << 1 | three << 2 | w4 | w4 << 1 | w4 << 2 | w4 << 3;
+      st.words += size_t(__builtin_popcountll(w3 | w4));
+      sep |= uint32_t(part);
+      carry = uint32_t(part >> 32);
+    }
+    st.words += size_t(__builtin_popcount(~sep & ((sep << 1) | prev_sep)));
+    prev_sep = sep >> 31;
+  };
+  size_t i = 0;
+  for (; i + 34 <= n; i += 32) block(p + i, ~0u);
+  // The last 1-33 bytes through a zeroed copy (a zero is no lead, and the bytes after the text
+  // are marked as separators).
+  for (; i < n; i += 32) {
+    alignas(32) unsigned char tail[64] = {};
+    std::memcpy(tail, p + i, std::min<size_t>(n - i, 34));
+    block(tail, n - i >= 32 ? ~0u : (1u << (n - i)) - 1);
   }
+  st.blank = nonspace == 0;
+  return st;
 #endif
-  for (; i < n; ++i) {
-    unsigned char c = p[i];
-    uint32_t space = c == ' ' || (c >= 9 && c <= 13);
-    st.words += (space ^ 1u) & prev_space;
-    nonspace += space ^ 1u;
-    prev_space = space;
+}
+
+// The same, a byte at a time: for builds without AVX2, and the tests' second opinion.
+TextStats text_stats_bytes(std::string_view s) {
+  TextStats st;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  uint64_t nonspace = 0;
+  bool prev_sep = true;
+  unsigned rem = 0;  // continuation bytes owed to the last CJK code point
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char c = p[i];
+    const bool space = c == ' ' || (c >= 9 && c <= 13);
+    const int lead = cjk_lead(c, i + 1 < n ? p[i + 1] : 0, i + 2 < n ? p[i + 2] : 0);
+    st.words += lead > 0;
+    const bool sep = space || rem > 0 || lead != 0;
+    rem = std::max(rem ? rem - 1 : 0u, lead ? unsigned(std::abs(lead)) - 1 : 0u);
+    st.words += !sep && prev_sep;
+    nonspace += !space;
+    prev_sep = sep;
     st.chars += (c & 0xC0) != 0x80;
   }
   st.blank = nonspace == 0;

@@ -106,12 +106,14 @@ class Extractor {
   std::vector<std::string> error_statuses_;
 };
 
-// Counts of characters (UTF-8 code points) and whitespace-separated words.
+// Counts of characters (UTF-8 code points) and words: whitespace-separated, except that each
+// Chinese or Japanese character is a word (text_stats in extractor.cpp says which code points).
 struct TextStats {
   size_t chars = 0, words = 0;
   bool blank = true;
 };
 TextStats text_stats(std::string_view s);
+TextStats text_stats_bytes(std::string_view s);  // the same, a byte at a time (no AVX2)
 size_t utf8_length(std::string_view s);
 size_t word_count(std::string_view s);
 

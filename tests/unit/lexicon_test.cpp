@@ -453,26 +453,79 @@ TEST_CASE("text: utf8 length and word count") {
   CHECK(utf8_length("héllo 世界") == 8);
   CHECK(word_count("  one two\tthree\n\nfour ") == 4);
   CHECK(word_count("") == 0);
+  CHECK(word_count("naïve café, déjà vu") == 4);  // two-byte letters are inside words
 }
 
-TEST_CASE("text: the vector statistics agree with a byte-by-byte count at every length and offset") {
-  // Byte by byte, as the definition reads: whitespace is ' ' and \t..\r, a word starts after
-  // whitespace, a character is a byte that is not a UTF-8 continuation byte.
+TEST_CASE("text: Chinese and Japanese characters count as a word each") {
+  CHECK(word_count("你好世界") == 4);
+  CHECK(word_count("Hello 世界") == 3);
+  CHECK(word_count("Hello世界") == 3);                    // a Latin run ends where the ideographs begin
+  CHECK(word_count("世界hello") == 3);                    // and starts again after them
+  CHECK(word_count("日本語のテキストです") == 10);        // kanji, hiragana and katakana
+  CHECK(word_count("東京、大阪。") == 4);                 // ideographic comma and full stop separate
+  CHECK(word_count("東京\u3000大阪") == 4);               // so does the ideographic space (U+3000)
+  CHECK(word_count("抱歉，我无法帮助您。") == 8);         // and fullwidth punctuation (U+FF0C)
+  CHECK(word_count("好！（是）：对；吗？") == 4);
+  CHECK(word_count("ＧＰＴ－４ 2026") == 3);              // fullwidth letters and digits are word material
+  CHECK(word_count("GPT-4は優秀です") == 6);
+  CHECK(word_count("𠀀𠀁 a") == 3);                       // extension B (four bytes each)
+  CHECK(word_count("豈更") == 2);                         // compatibility ideographs (U+F900-)
+  CHECK(word_count("안녕하세요 세계") == 2);              // Hangul: Korean separates words by spaces
+  CHECK(word_count("Привет мир") == 2);
+  CHECK(word_count("👍 ok") == 2);                        // an emoji is not an ideograph: a word by whitespace
+  CHECK(utf8_length("你好世界") == 4);
+  // Long enough for the vector loop, with code points across its 32-byte steps.
+  std::string zh;
+  for (int i = 0; i < 50; ++i) zh += "模型拒绝了 request ";
+  CHECK(word_count(zh) == 50 * 6);
+  std::string ja = "x";
+  for (int i = 0; i < 40; ++i) ja += "𠀀の";
+  CHECK(word_count(ja) == 1 + 80);
+}
+
+TEST_CASE("text: the vector and byte loops agree with the definition at every length and offset") {
+  // Byte by byte, as the definition reads: whitespace is ' ' and \t..\r; a CJK lead is E4-E9,
+  // E3 before 81-FF, EF before A4-AB (3 bytes each, one word) or F0 before A0-BF (4 bytes, one
+  // word); E3 before 80, EF BC before anything but 90-99 and A1-BA, and EF BD before 9B-A5 are
+  // CJK punctuation (3 bytes, no word); every byte of those is a
+  // separator, as is whitespace; a word also starts at a byte that is not a separator after one
+  // that is; a character is a byte that is not a UTF-8 continuation byte.
   auto reference = [](std::string_view s) {
     TextStats st;
-    bool prev_space = true;
-    for (unsigned char c : s) {
+    std::vector<bool> sep(s.size());
+    for (size_t i = 0; i < s.size(); ++i) {
+      auto at = [&](size_t k) { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0; };
+      unsigned char c = at(i), d = at(i + 1), e = at(i + 2);
+      size_t len = 0;
+      bool word = true;
+      if (c >= 0xE4 && c <= 0xE9) len = 3;
+      if (c == 0xE3 && d >= 0x81) len = 3;
+      if (c == 0xE3 && d == 0x80) len = 3, word = false;
+      if (c == 0xEF && d == 0xBC && !(e >= 0x90 && e <= 0x99) && !(e >= 0xA1 && e <= 0xBA)) len = 3, word = false;
+      if (c == 0xEF && d == 0xBD && e >= 0x9B && e <= 0xA5) len = 3, word = false;
+      if (c == 0xEF && d >= 0xA4 && d <= 0xAB) len = 3;
+      if (c == 0xF0 && d >= 0xA0 && d <= 0xBF) len = 4;
+      st.words += len && word;
+      for (size_t k = i; k < std::min(s.size(), i + len); ++k) sep[k] = true;
+    }
+    bool prev_sep = true;
+    for (size_t i = 0; i < s.size(); ++i) {
+      unsigned char c = static_cast<unsigned char>(s[i]);
       bool space = c == ' ' || (c >= 9 && c <= 13);
-      st.words += !space && prev_space;
+      bool sp = space || sep[i];
+      st.words += !sp && prev_sep;
       st.blank &= space;
-      prev_space = space;
+      prev_sep = sp;
       st.chars += (c & 0xC0) != 0x80;
     }
     return st;
   };
   // Bytes that sit on the edges of the classes: the whitespace range and its neighbours, the
-  // continuation range and its neighbours, letters and NUL.
-  const unsigned char pool[] = {' ', '\t', '\n', 11, 12, '\r', 8, 14, 31, 33, 'a', 'Z', 0, 0x7F, 0x80, 0xBF, 0xC0, 0xC3, 0xE4, 0xFF};
+  // continuation range and its neighbours and the edges of what may follow a CJK lead, the leads
+  // and their neighbours, letters and NUL.
+  const unsigned char pool[] = {' ', '\t', '\n', 11, 12, '\r', 8, 14, 31, 33, 'a', 'Z', 0, 0x7F, 0x80, 0x81, 0x9F, 0xA0, 0xA3,
+                                0xA4, 0xAB, 0xAC, 0xBF, 0xC0, 0xC3, 0xE2, 0xE3, 0xE4, 0xE9, 0xEA, 0xEF, 0xF0, 0xF1, 0xFF,
+                                0x8F, 0x90, 0x99, 0x9A, 0x9B, 0xA1, 0xA5, 0xA6, 0xBA, 0xBB, 0xBC, 0xBD};
   uint64_t seed = 42;
   auto next = [&] {
     seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -485,14 +538,18 @@ TEST_CASE("text: the vector statistics agree with a byte-by-byte count at every 
         // Runs of one class make word boundaries fall on the vector edges too.
         for (size_t i = 0; i < len;) {
           unsigned char c = pool[next() % sizeof pool];
-          for (size_t run = 1 + next() % 40; run && i < len; --run) buf[off + i++] = char(c);
+          // Short runs too, so that leads meet every byte that may follow them.
+          for (size_t run = 1 + next() % (rep % 2 ? 3 : 40); run && i < len; --run) buf[off + i++] = char(c);
         }
         std::string_view s(buf.data() + off, len);
-        TextStats want = reference(s), fast = text_stats(s);
+        TextStats want = reference(s), fast = text_stats(s), bytes = text_stats_bytes(s);
         INFO("len=" << len << " off=" << off << " rep=" << rep);
         CHECK(fast.chars == want.chars);
         CHECK(fast.words == want.words);
         CHECK(fast.blank == want.blank);
+        CHECK(bytes.chars == want.chars);
+        CHECK(bytes.words == want.words);
+        CHECK(bytes.blank == want.blank);
       }
     }
   }
