@@ -529,6 +529,11 @@ int cmd_run(const Common& c) {
     size_t left = notifier->drain(std::max<int64_t>(0, deadline_ms - spent - margin));
     if (left) log::warn("exiting with {} undelivered alert notification(s)", left);
   }
+  if (source->needs_quick_exit()) {
+    log::info("exiting without tearing down the kafka consumer (no broker reachable)");
+    std::fflush(nullptr);
+    std::_Exit(rc);
+  }
   return rc;
 }
 

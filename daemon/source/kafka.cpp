@@ -72,6 +72,7 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   int64_t reset_lookup = 0;  // auto.offset.reset as a ListOffsets time (-2 earliest, -1 latest), 0 for "error"
   bool rebuild = false;  // a revoke emptied every series: re-read the kept partitions too
   bool closing = false;  // the revoke of close(): this process stops, its windows stay for the read-out
+  bool abandoned = false;  // the consumer was left undestroyed at shutdown (no broker): see run()
   // A connection error was reported (under mu): the next lag refresh asks for metadata, and if
   // no broker answers, reports the broker down. librdkafka raises ALL_BROKERS_DOWN only from the
   // broker whose disconnection makes every counted broker down, and does not count brokers
@@ -520,6 +521,8 @@ void KafkaSource::wake() {
   if (impl_->fw.queue) rd_kafka_queue_yield(impl_->fw.queue);  // the waiting consume() returns
 }
 
+bool KafkaSource::needs_quick_exit() const { return impl_->abandoned; }
+
 KafkaStats KafkaSource::stats() const {
   std::lock_guard g(impl_->mu);
   return impl_->st;
@@ -670,14 +673,26 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
     std::lock_guard g(im.mu);
     up = im.st.broker_up;
   }
+  // The outage may be too recent for the lag refresh to have noticed (it looks once a second):
+  // one metadata request tells, and takes a millisecond when a broker is there.
+  if (up) {
+    RdKafka::Metadata* md = nullptr;
+    up = c->metadata(false, nullptr, &md, 2000) == RdKafka::ERR_NO_ERROR;
+    delete md;
+  }
   if (!up) {
     // Every broker is unreachable: the final commit and leaving the group would wait for a group
-    // coordinator until the shutdown deadline (exit 1). Destroying the consumer without its
-    // close() ends at once; the group drops this member after session.timeout.ms.
+    // coordinator until the shutdown deadline (exit 1). Nor can the consumer be destroyed: even
+    // without its close() (NO_CONSUMER_CLOSE), librdkafka 2.0.2 commits the stored offsets of the
+    // partitions it removes and waits for that commit, spinning, as long as no coordinator
+    // answers (seen when the broker went away within a second or two of an assignment). So the
+    // consumer is left as it is, and the process ends with std::_Exit once the rest of its
+    // shutdown is done (needs_quick_exit). The group drops this member after session.timeout.ms.
     log::warn("kafka: no broker reachable at shutdown: offsets of the records applied since the last commit are not "
               "committed (the partitions' next owner reads them again)");
     im.closing = true;
-    im.consumer.reset();  // librdkafka's C++ consumer destroys itself with NO_CONSUMER_CLOSE
+    im.abandoned = true;
+    (void)im.consumer.release();  // see above: never destroyed
     return true;
   }
   if (auto e = c->commitSync(); e != RdKafka::ERR_NO_ERROR && e != RdKafka::ERR__NO_OFFSET)

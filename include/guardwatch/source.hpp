@@ -23,6 +23,10 @@ class Source {
   // After `stop` was set: makes run() see it now rather than when its wait for input times out
   // (Kafka: up to 100 ms). Used by `run --stop-after`; a signal does not call it (docs/design.md).
   virtual void wake() {}
+  // After run() returned: true when it had to leave something running that cannot be shut down
+  // (a Kafka consumer whose teardown waits for a broker that is gone). The process must then end
+  // with std::_Exit, without destructors, once the rest of its shutdown is done.
+  virtual bool needs_quick_exit() const { return false; }
 };
 
 // A JSONL file, or "-" for stdin. Lines are decoded in order; event time comes from the records.
@@ -59,6 +63,7 @@ class KafkaSource : public Source {
   bool run(Engine& engine, const std::atomic<bool>& stop) override;
   std::string describe() const override;
   void wake() override;
+  bool needs_quick_exit() const override;
   KafkaStats stats() const;
   // On an assignment each partition that has a committed offset is read again from the first
   // record at or after now - rewind_ms (Kafka timestamps), so its windows are whole before rules

@@ -13,6 +13,11 @@ and restarted every replica 16 s into an outage.
 Last, the broker goes down again and the daemon gets SIGTERM while it is down: with no broker to
 commit to or leave the group through, it must exit 0 well inside its 10 s shutdown deadline (it
 used to wait for a group coordinator until the deadline and exit 1).
+
+And a second daemon, of a group of its own, gets SIGTERM right after the broker went away, a
+moment after its assignment, before librdkafka has noticed the outage: it too must exit 0 at
+once (it exited 1 at the deadline in three runs of three: librdkafka 2.0.2 could not even be
+destroyed then).
 """
 import os
 import random
@@ -142,6 +147,25 @@ try:
     assert took < 5, f"SIGTERM during an outage took {took:.1f} s (shutdown deadline 10 s)"
     assert "no broker reachable at shutdown" in d.output(), d.output()
     print(f"ok: SIGTERM while the broker is down: exit 0 after {took:.1f} s")
+    d = None
+
+    # The same, but before librdkafka has noticed: SIGTERM right after the broker went away.
+    subprocess.run([kafka, "up"], env=env, check=True, capture_output=True)
+    # A group of its own: the first daemon's member stays in its group for session.timeout.ms.
+    # The broker goes right after the assignment: librdkafka 2.0.2 then could not even be
+    # destroyed (it commits the stored offsets of the partitions it removes, and waits for a
+    # coordinator, spinning), and the daemon exited 1 at its deadline.
+    d = Daemon(binary, kafka_config(topic, brokers, {"reconnect.backoff.max.ms": 2000, "group.id": topic + "-second"},
+                                    {"allowed_lateness": "50m", "max_future": "1h"}))
+    wait_for(lambda: "kafka: assigned" in d.output(), 60, "a new daemon assigned")
+    time.sleep(0.2)
+    subprocess.run([kafka, "down"], env=env, check=True)
+    t0 = time.time()
+    rc = d.stop(timeout=30)
+    took = time.time() - t0
+    assert rc == 0, f"SIGTERM just after the broker went down: exit code {rc} after {took:.1f} s\n{d.output()}"
+    assert took < 5, f"SIGTERM just after the broker went down took {took:.1f} s (shutdown deadline 10 s)"
+    print(f"ok: SIGTERM just after the broker went down: exit 0 after {took:.1f} s")
     d = None
 except BaseException:
     if d:
