@@ -15,6 +15,7 @@ The stall is a SIGSTOP of the daemon for longer than its session (6 s, the broke
 with auto-commit slowed to a minute so that nothing is committed before it: every record read
 before the stall is the uncommitted tail.
 """
+import contextlib
 import os
 import signal
 import sys
@@ -44,15 +45,28 @@ def window_records(d):
     return int(sum(metric(d.metrics(), "guardwatch_window_records", window="1h")))
 
 
+@contextlib.contextmanager
+def stopped_cleanly(d):
+    """Stops the daemon at the end and asserts it exits 0; prints its log when anything failed."""
+    try:
+        yield d
+    except BaseException:
+        print("daemon log (last 8,000 characters):\n" + d.output()[-8000:])
+        d.stop()
+        raise
+    rc = d.stop()
+    assert rc == 0, f"daemon exit code {rc}\n{d.output()}"
+
+
 produce(1, N1)
 props = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500, "auto.commit.interval.ms": 60000}
-d = Daemon(binary, kafka_config(topic, brokers, props, windows))
-try:
+with stopped_cleanly(Daemon(binary, kafka_config(topic, brokers, props, windows))) as d:
     wait_for(lambda: counts(d, "guardwatch_records_total") == N1 and d.ready(), 60, f"{N1} records applied and ready")
     d.proc.send_signal(signal.SIGSTOP)
     time.sleep(10)
     d.proc.send_signal(signal.SIGCONT)
-    wait_for(lambda: d.output().count("kafka: assigned") >= 2, 60, "the partitions assigned again after the lost session")
+    wait_for(lambda: d.output().count("kafka: assigned") >= 2, 60,
+             "the partitions assigned again after the lost session")
     wait_for(lambda: window_records(d) == N1 and d.ready(), 60, f"windows rebuilt to {N1} records, ready")
     time.sleep(1)  # anything read a third time would show by now
     applied, rereads = counts(d, "guardwatch_records_total"), counts(d, "guardwatch_warmup_records_total")
@@ -60,25 +74,13 @@ try:
     assert applied == N1, f"records_total counts {applied} applied records after the lost session, want {N1}"
     assert rereads == N1, f"warm-up counts {rereads} re-read records, want {N1}"
     print(f"ok: after the lost session, the {N1} uncommitted records were re-read as warm-up, counted once")
-    rc = d.stop()
-    assert rc == 0, f"daemon exit code {rc}\n{d.output()}"
-except BaseException:
-    print("daemon log (last 8,000 characters):\n" + d.output()[-8000:])
-    d.stop()
-    raise
 
 # The next owner starts at the commit, which must now cover the re-read records.
-d = Daemon(binary, kafka_config(topic, brokers, {}, windows).replace("kafka:\n", "kafka:\n  rewind: off\n", 1))
-try:
+no_rewind = kafka_config(topic, brokers, {}, windows).replace("kafka:\n", "kafka:\n  rewind: off\n", 1)
+with stopped_cleanly(Daemon(binary, no_rewind)) as d:
     produce(2, N2)
     wait_for(lambda: counts(d, "guardwatch_records_total") >= N2, 60, f"the {N2} new records")
     time.sleep(1)
     assert counts(d, "guardwatch_records_total") == N2, \
         f"the next owner applied {counts(d, 'guardwatch_records_total')} records, want only the {N2} new ones"
     print(f"ok: the re-read records were committed: the next owner read only the {N2} new records")
-    rc = d.stop()
-    assert rc == 0, f"daemon exit code {rc}\n{d.output()}"
-except BaseException:
-    print("daemon log (last 8,000 characters):\n" + d.output()[-8000:])
-    d.stop()
-    raise

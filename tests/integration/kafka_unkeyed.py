@@ -31,9 +31,12 @@ N1, N2 = 2400, 1200
 
 
 def produce_unkeyed(seed, count):
-    """guardwatch generate's lines through kcat without keys: each lands on a random partition."""
-    lines = run([binary, "generate", "--scenario", scenario, "--seed", str(seed), "--start", "now-3m", "--count", str(count)])
-    r = subprocess.run(["kcat", "-P", "-b", brokers, "-t", topic, "-X", "topic.partitioner=random"], input=lines,
+    """guardwatch generate's lines through kcat without keys: each lands on a random partition
+    (sticky partitioning off, which would send a whole batch to one)."""
+    lines = run([binary, "generate", "--scenario", scenario, "--seed", str(seed), "--start", "now-3m",
+                 "--count", str(count)])
+    r = subprocess.run(["kcat", "-P", "-b", brokers, "-t", topic, "-X", "topic.partitioner=random",
+                        "-X", "sticky.partitioning.linger.ms=0"], input=lines,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
@@ -69,6 +72,12 @@ try:
     wait_for(lambda: a.ready() and b.ready() and windows(a) + windows(b) == N1, 60,
              f"the union of A's and B's windows back to {N1}")
     assert "producers do not key records by series" in a.output(), a.output()[-4000:]
+    # Spread for real: each replica holds a fair share, of every series.
+    shares = [windows(a), windows(b)]
+    assert min(shares) > N1 // 4, f"records not spread over the partitions: {shares}"
+    for d in (a, b):
+        n = len([v for v in metric(d.metrics(), "guardwatch_window_records", window="1h") if v > 0])
+        assert n == series, f"a replica holds {n} of the {series} series: the records are keyed after all"
     assert applied(a) + applied(b) == N1, f"records_total A {applied(a)} + B {applied(b)}, want {N1}"
     print(f"ok: after B joined ({partitions(a)}/{partitions(b)} partitions), windows {windows(a)} + {windows(b)} = {N1}; "
           f"A warned and re-read its kept partitions")
@@ -76,7 +85,8 @@ try:
     produce_unkeyed(2, N2)
     wait_for(lambda: windows(a) + windows(b) == N1 + N2, 60, f"the union at {N1 + N2}")
     assert applied(a) + applied(b) == N1 + N2, f"records_total A {applied(a)} + B {applied(b)}, want {N1 + N2}"
-    print(f"ok: {N2} more records: windows {windows(a)} + {windows(b)} ({partitions(a)}/{partitions(b)} partitions), each record counted once")
+    print(f"ok: {N2} more records: windows {windows(a)} + {windows(b)} ({partitions(a)}/{partitions(b)} partitions), "
+          "each record counted once")
 
     assert b.stop() == 0, b.output()[-4000:]
     b = None
