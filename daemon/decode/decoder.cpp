@@ -325,18 +325,26 @@ struct Decoder::Impl {
   static constexpr int kFastMaxDepth = 32;
 
   static bool json_ws(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
-  static void skip_ws(const char*& p, const char* end) {
+  static const char* skip_ws(const char* p, const char* end) {
     while (p < end && json_ws(*p)) ++p;
+    return p;
   }
 
-  // A string whose opening quote is at p[-1]. Leaves p after the closing quote.
-  bool fast_string(const char*& p, const char* end, std::string_view& out) {
+  // Every step below takes the position by value and returns the next one, or null where it
+  // gives up: a position passed by reference lives in memory, and each step waited on the store
+  // of the one before.
+
+  // A string whose opening quote is at p[-1]; returns the position after the closing quote.
+  // `o` writes chars, which may alias anything: the copy of `lim` keeps the loop's bound in a
+  // register rather than reloaded after every store.
+  const char* fast_string(const char* p, const char* end, std::string_view& out) {
+    const char* const lim = this->lim;
     const char* start = p;
     char* o = nullptr;  // where unescaped bytes go, once an escape was seen
     uint32_t high = 0;
     const __m256i quote = _mm256_set1_epi8('"'), bslash = _mm256_set1_epi8('\\'), ctl = _mm256_set1_epi8(0x1F);
     for (;;) {
-      if (p >= end) return false;
+      if (p >= end) return nullptr;
       // 32 bytes from p, unless fewer are readable there (an unpadded Kafka payload's end): then
       // the rest of the document and zeros, which stop the search as control characters.
       alignas(32) char tail[32];
@@ -363,9 +371,9 @@ struct Decoder::Impl {
       high |= _bzhi_u32(hi, k);
       if (o) o += k;
       p += k;
-      if (p >= end) return false;  // the string does not end within the document
+      if (p >= end) return nullptr;  // the string does not end within the document
       if (*p == '"') break;
-      if (*p != '\\' || p + 1 >= end) return false;  // a control character, or a cut escape
+      if (*p != '\\' || p + 1 >= end) return nullptr;  // a control character, or a cut escape
       if (!o) {
         o = uo;
         std::memcpy(o, start, size_t(p - start));
@@ -380,25 +388,24 @@ struct Decoder::Impl {
         case 'n': *o++ = '\n'; break;
         case 'r': *o++ = '\r'; break;
         case 't': *o++ = '\t'; break;
-        default: return false;  // \u (left to simdjson) or not an escape
+        default: return nullptr;  // \u (left to simdjson) or not an escape
       }
       p += 2;
     }
     // Escapes are ASCII, so the raw bytes are valid UTF-8 exactly when the string is.
-    if (high && !simdjson::validate_utf8(start, size_t(p - start))) return false;
+    if (high && !simdjson::validate_utf8(start, size_t(p - start))) return nullptr;
     if (o) {
       out = std::string_view(uo, size_t(o - uo));
       uo = o;
     } else {
       out = std::string_view(start, size_t(p - start));
     }
-    ++p;
-    return true;
+    return p + 1;
   }
 
   // A number by JSON's grammar; its value is the double nearest to it (as simdjson's, which
   // read_leaf corrects for simdjson 3.0.1's misreading of long fractions).
-  static bool fast_number(const char*& p, const char* end, FieldValue& fv) {
+  static const char* fast_number(const char* p, const char* end, FieldValue& fv) {
     const char* s = p;
     const bool neg = p < end && *p == '-';
     p += neg;
@@ -409,13 +416,13 @@ struct Decoder::Impl {
     } else if (digit()) {
       while (digit()) v = v * 10 + unsigned(*p++ - '0');
     } else {
-      return false;
+      return nullptr;
     }
     const size_t int_digits = size_t(p - s) - neg;
     bool integral = true;
     if (p < end && *p == '.') {
       ++p;
-      if (!digit()) return false;
+      if (!digit()) return nullptr;
       while (digit()) ++p;
       integral = false;
     }
@@ -425,7 +432,7 @@ struct Decoder::Impl {
       const char* e = p;
       while (digit()) ++p;
       // simdjson rejects exponents of more than 18 digits, even 0e...: long ones are its to judge.
-      if (p == e || p - e > 4) return false;
+      if (p == e || p - e > 4) return nullptr;
       integral = false;
     }
     double d;
@@ -434,58 +441,55 @@ struct Decoder::Impl {
       if (neg) d = -d;
     } else {
       auto r = std::from_chars(s, p, d);
-      if (r.ec != std::errc() || r.ptr != p || !std::isfinite(d)) return false;
+      if (r.ec != std::errc() || r.ptr != p || !std::isfinite(d)) return nullptr;
     }
     fv.type = FieldValue::kNumber;
     fv.num = d;
     fv.str = std::string_view(s, size_t(p - s));
-    return true;
+    return p;
   }
 
-  static bool fast_literal(const char*& p, const char* end, const char* word, size_t n) {
-    if (size_t(end - p) < n || std::memcmp(p, word, n) != 0) return false;
-    p += n;
-    return true;
+  static const char* fast_literal(const char* p, const char* end, const char* word, size_t n) {
+    if (size_t(end - p) < n || std::memcmp(p, word, n) != 0) return nullptr;
+    return p + n;
   }
 
   // Any value at p (not at the end). n is the trie node it stands at, or null to skip it.
-  bool fast_value(const char*& p, const char* end, const Node* n, Record& r, int depth) {
+  const char* fast_value(const char* p, const char* end, const Node* n, Record& r, int depth) {
     if (n && !n->fields.empty()) {
       FieldValue fv;
       switch (*p) {
         case '"':
-          ++p;
-          if (!fast_string(p, end, fv.str)) return false;
+          p = fast_string(p + 1, end, fv.str);
           fv.type = FieldValue::kString;
           break;
         case '{':
         case '[':
-          if (!fast_value(p, end, nullptr, r, depth)) return false;
+          p = fast_value(p, end, nullptr, r, depth);
           fv.type = FieldValue::kOther;
           break;
         case 't':
-          if (!fast_literal(p, end, "true", 4)) return false;
+          p = fast_literal(p, end, "true", 4);
           fv = {FieldValue::kBool, 1, "true"};
           break;
         case 'f':
-          if (!fast_literal(p, end, "false", 5)) return false;
+          p = fast_literal(p, end, "false", 5);
           fv = {FieldValue::kBool, 0, "false"};
           break;
         case 'n':
-          if (!fast_literal(p, end, "null", 4)) return false;
+          p = fast_literal(p, end, "null", 4);
           fv.type = FieldValue::kNull;
           break;
         default:
-          if (!fast_number(p, end, fv)) return false;
+          p = fast_number(p, end, fv);
       }
-      return assign_leaf(fv, *n, r) == kNoField;
+      return p && assign_leaf(fv, *n, r) == kNoField ? p : nullptr;
     }
     if (n && n->children.empty()) n = nullptr;
     switch (*p) {
       case '"': {
-        ++p;
         std::string_view s;
-        return fast_string(p, end, s);
+        return fast_string(p + 1, end, s);
       }
       case '{': return fast_object(p, end, n, r, depth + 1);
       case '[': return fast_array(p, end, n, r, depth + 1);
@@ -499,69 +503,57 @@ struct Decoder::Impl {
     }
   }
 
-  // Past a container's opening byte at p; true when it closes right away (empty).
-  static bool open_empty(const char*& p, const char* end, char close) {
-    ++p;
-    skip_ws(p, end);
-    if (p < end && *p == close) {
-      ++p;
-      return true;
-    }
-    return false;
-  }
-  // After a member or element: a comma (more follow; p at the next) or the closing byte
-  // (more = false). False on anything else.
-  static bool next_or_close(const char*& p, const char* end, char close, bool& more) {
-    skip_ws(p, end);
-    if (p >= end) return false;
+  // After a member or element: a comma (more follow; returns the next one's position) or the
+  // closing byte (more = false; returns the position after it). Null on anything else.
+  static const char* next_or_close(const char* p, const char* end, char close, bool& more) {
+    p = skip_ws(p, end);
+    if (p >= end) return nullptr;
     if (*p == close) {
-      ++p;
       more = false;
-      return true;
+      return p + 1;
     }
-    if (*p != ',') return false;
-    ++p;
-    skip_ws(p, end);
+    if (*p != ',') return nullptr;
     more = true;
-    return true;
+    return skip_ws(p + 1, end);
   }
 
-  bool fast_object(const char*& p, const char* end, const Node* n, Record& r, int depth) {
-    if (depth > kFastMaxDepth) return false;
-    if (open_empty(p, end, '}')) return true;
+  // A container whose opening byte is at p; returns the position after its closing byte.
+  const char* fast_object(const char* p, const char* end, const Node* n, Record& r, int depth) {
+    if (depth > kFastMaxDepth) return nullptr;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}') return p + 1;
     for (bool more = true; more;) {
-      if (p >= end || *p != '"') return false;
-      ++p;
+      if (p >= end || *p != '"') return nullptr;
       std::string_view key;
-      if (!fast_string(p, end, key)) return false;
-      skip_ws(p, end);
-      if (p >= end || *p != ':') return false;
-      ++p;
-      skip_ws(p, end);
-      if (p >= end) return false;
+      if (!(p = fast_string(p + 1, end, key))) return nullptr;
+      p = skip_ws(p, end);
+      if (p >= end || *p != ':') return nullptr;
+      p = skip_ws(p + 1, end);
+      if (p >= end) return nullptr;
       const Node* child = nullptr;
       if (n)
         if (auto* c = n->find(key)) child = &nodes[c->second];
-      if (!fast_value(p, end, child, r, depth) || !next_or_close(p, end, '}', more)) return false;
+      if (!(p = fast_value(p, end, child, r, depth)) || !(p = next_or_close(p, end, '}', more))) return nullptr;
     }
-    return true;
+    return p;
   }
 
-  bool fast_array(const char*& p, const char* end, const Node* n, Record& r, int depth) {
-    if (depth > kFastMaxDepth) return false;
-    if (open_empty(p, end, ']')) return true;
+  const char* fast_array(const char* p, const char* end, const Node* n, Record& r, int depth) {
+    if (depth > kFastMaxDepth) return nullptr;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == ']') return p + 1;
     bool more = true;
     for (size_t idx = 0; more; ++idx) {
-      if (p >= end) return false;
+      if (p >= end) return nullptr;
       const Node* child = nullptr;
       if (n) {
         char buf[24];
         auto [e, ec] = std::to_chars(buf, buf + sizeof buf, idx);
         if (auto* c = n->find(std::string_view(buf, size_t(e - buf)))) child = &nodes[c->second];
       }
-      if (!fast_value(p, end, child, r, depth) || !next_or_close(p, end, ']', more)) return false;
+      if (!(p = fast_value(p, end, child, r, depth)) || !(p = next_or_close(p, end, ']', more))) return nullptr;
     }
-    return true;
+    return p;
   }
 
   // True when the document was read; false leaves it to simdjson (r may hold some fields).
@@ -573,12 +565,10 @@ struct Decoder::Impl {
     }
     uo = ubuf.get();
     lim = buf + cap;
-    const char* p = buf;
     const char* end = buf + len;
-    skip_ws(p, end);
-    if (p >= end || *p != '{' || !fast_object(p, end, &nodes[0], r, 1)) return false;
-    skip_ws(p, end);
-    return p == end;
+    const char* p = skip_ws(buf, end);
+    if (p >= end || *p != '{' || !(p = fast_object(p, end, &nodes[0], r, 1))) return false;
+    return skip_ws(p, end) == end;
   }
 #else
   bool run_fast(const char*, size_t, size_t, Record&) { return false; }
