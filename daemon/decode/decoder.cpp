@@ -343,6 +343,27 @@ struct Decoder::Impl {
     char* o = nullptr;  // where unescaped bytes go, once an escape was seen
     uint32_t high = 0;
     const __m256i quote = _mm256_set1_epi8('"'), bslash = _mm256_set1_epi8('\\'), ctl = _mm256_set1_epi8(0x1F);
+    // UTF-8 on the way: log text is mostly ASCII with a two-byte letter here and there (é, ü,
+    // ß), and a string of ASCII and well-formed two-byte sequences only (a lead C2-DF, then one
+    // continuation 80-BF) is valid UTF-8. Each block is checked for that, without a branch;
+    // only a string that is not so (longer sequences: Chinese, emoji; or invalid bytes) goes
+    // through simdjson's full check afterwards.
+    const __m256i cont_below = _mm256_set1_epi8(-64), two_below = _mm256_set1_epi8(-32), lead_above = _mm256_set1_epi8(-63);
+    __m256i not_two_byte = _mm256_setzero_si256();  // sign bits: a byte that is not ASCII or part of a two-byte sequence
+    __m256i prev_lead = _mm256_setzero_si256();     // the leads of the block before
+    alignas(32) static constexpr uint8_t kFirst[64] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+                                                       0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+                                                       0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+    // The bytes of block v up to `mask` against that rule. The byte after the last is checked
+    // too: it is the next block's first, or the quote or escape that stopped the search.
+    auto check_two_byte = [&](const __m256i v, const __m256i mask) {
+      const __m256i cont = _mm256_cmpgt_epi8(cont_below, v);                                                   // 80-BF
+      const __m256i lead = _mm256_andnot_si256(cont, _mm256_and_si256(_mm256_cmpgt_epi8(two_below, v), _mm256_cmpgt_epi8(v, lead_above)));  // C2-DF
+      const __m256i before = _mm256_alignr_epi8(lead, _mm256_permute2x128_si256(prev_lead, lead, 0x21), 15);  // lead at i-1
+      const __m256i bad = _mm256_or_si256(_mm256_xor_si256(cont, before), _mm256_andnot_si256(_mm256_or_si256(lead, cont), v));
+      not_two_byte = _mm256_or_si256(not_two_byte, _mm256_and_si256(bad, mask));
+      prev_lead = lead;
+    };
     for (;;) {
       if (p >= end) return nullptr;
       // 32 bytes from p, unless fewer are readable there (an unpadded Kafka payload's end): then
@@ -363,12 +384,17 @@ struct Decoder::Impl {
       // block's compare (a predicted branch, where a computed step would chain the loads).
       if (!stop) {
         high |= hi;
+        check_two_byte(v, _mm256_set1_epi8(-1));
         if (o) o += 32;
         p += 32;
         continue;
       }
       const unsigned k = unsigned(__builtin_ctz(stop));
       high |= _bzhi_u32(hi, k);
+      // Up to the quote or escape itself (ASCII: a lead right before it is cut short). An
+      // escape's two bytes are ASCII, so no sequence runs on past it.
+      check_two_byte(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kFirst + 31 - k)));
+      prev_lead = _mm256_setzero_si256();
       if (o) o += k;
       p += k;
       if (p >= end) return nullptr;  // the string does not end within the document
@@ -393,7 +419,7 @@ struct Decoder::Impl {
       p += 2;
     }
     // Escapes are ASCII, so the raw bytes are valid UTF-8 exactly when the string is.
-    if (high && !simdjson::validate_utf8(start, size_t(p - start))) return nullptr;
+    if (high && _mm256_movemask_epi8(not_two_byte) && !simdjson::validate_utf8(start, size_t(p - start))) return nullptr;
     if (o) {
       out = std::string_view(uo, size_t(o - uo));
       uo = o;

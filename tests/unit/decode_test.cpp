@@ -380,6 +380,52 @@ TEST_CASE("decode: fast path and simdjson agree on mutated records") {
       {R"({"timestamp":1795672800123,"request_id":"abc","endpoint":"/v1/chat/completions","latency_ms":800,"status":200,"request":{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]},"response":{"id":"c-1","model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!\nSee [2]."},"finish_reason":"length"},{"index":1,"message":{"content":"no"}}],"usage":{"prompt_tokens":9,"completion_tokens":12}},"metadata":{"variant":"control","judge_score":0.5}})"});
 }
 
+TEST_CASE("decode: the fast path's UTF-8 check agrees with simdjson's on every kind of sequence") {
+  // The fast path vouches for ASCII plus two-byte sequences itself and hands anything else to
+  // simdjson's full check: random strings of well-formed and broken sequences of every length,
+  // around the 32-byte steps, before escapes and quotes.
+  Config cfg = gwtest::config("input: {max_record_bytes: 100000}");
+  FieldSet fs(cfg);
+  Decoder fast(fs, cfg.max_record_bytes), ref(fs, cfg.max_record_bytes);
+  ref.set_fast_path(false);
+  const std::vector<std::string> pieces = {
+      "a", "bc", " ", "\xc3\xa9", "\xc2\x80", "\xdf\xbf", "\xc3", "\xa9", "\xbf", "\xc0\x80", "\xc1\xbf", "\xe2\x82\xac",
+      "\xe2\x82", "\xf0\x9f\x98\x80", "\xed\x9f\xbf", "\xed\xa0\x80", "\xe0\x9f\xbf", "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80",
+      "\xff", "\\n", "\\\"", "\\\\", "\xc0", "\xc1", "\xc3\xc1", "\xdf\xc0", "\xc2\x7f", "\xe0", "\xe0\xa9", "\xe0\x80", "\xf5\x80"};
+  uint64_t x = 0x2545F4914F6CDD1Dull;
+  auto rnd = [&](uint64_t n) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return size_t(x % n);
+  };
+  // Mostly good pieces, a bad one now and then, so that both verdicts are common.
+  const size_t good[] = {0, 1, 2, 3, 4, 5, 11, 13, 14, 20, 21, 22};
+  size_t valid = 0, total = 0, fast_read = 0;
+  for (int it = 0; it < 20000; ++it) {
+    std::string text;
+    const size_t n = rnd(48);
+    for (size_t i = 0; i < n; ++i) text += rnd(12) ? pieces[good[rnd(std::size(good))]] : pieces[rnd(pieces.size())];
+    std::string doc = "{\"response\":\"" + std::string(rnd(40), 'x') + text + "\",\"model\":\"" + text + "\"}";
+    fast_read += same_both_ways(fast, ref, doc);
+    Record r;
+    valid += ref.decode(doc, r).outcome == Outcome::kApplied;
+    ++total;
+  }
+  CHECK(valid > total / 5);
+  CHECK(valid < total - total / 5);
+  if (Decoder::has_fast_path()) CHECK(fast_read == valid);  // every valid one: it has no \u escapes
+  // A lead byte cut short right at a step, before a quote, an escape or another lead.
+  for (size_t pre = 0; pre < 70; ++pre)
+    for (const char* tail : {"\xc3", "\xc3\\n", "\xa9", "\xc3\xa9\xa9", "\xc3\xc3\xa9", "\xc3\xa9", "\xc3\xa9\\n\xc3\xa9"}) {
+      std::string doc = "{\"response\":\"" + std::string(pre, 'a') + tail + "\",\"model\":\"m\"}";
+      Record r;
+      const bool ok = ref.decode(doc, r).outcome == Outcome::kApplied;
+      CHECK(ok == (std::strcmp(tail, "\xc3\xa9") == 0 || std::strcmp(tail, "\xc3\xa9\\n\xc3\xa9") == 0));
+      CHECK(same_both_ways(fast, ref, doc) == (Decoder::has_fast_path() && ok));
+    }
+}
+
 TEST_CASE("decode: RFC 3339 timestamps") {
   int64_t ms = 0;
   REQUIRE(parse_rfc3339("2026-11-26T06:00:00.123Z", ms));
