@@ -446,12 +446,20 @@ struct Decoder::Impl {
     }
     const size_t int_digits = size_t(p - s) - neg;
     bool integral = true;
+    size_t frac_digits = 0;
     if (p < end && *p == '.') {
       ++p;
       if (!digit()) return nullptr;
-      while (digit()) ++p;
+      const char* f = p;
+      // The digits go on into v while it stays exact (int_digits + frac_digits <= 15).
+      while (digit()) {
+        if (size_t(p - f) + int_digits < 16) v = v * 10 + unsigned(*p - '0');
+        ++p;
+      }
+      frac_digits = size_t(p - f);
       integral = false;
     }
+    bool exponent = false;
     if (p < end && (*p == 'e' || *p == 'E')) {
       ++p;
       if (p < end && (*p == '+' || *p == '-')) ++p;
@@ -460,10 +468,18 @@ struct Decoder::Impl {
       // simdjson rejects exponents of more than 18 digits, even 0e...: long ones are its to judge.
       if (p == e || p - e > 4) return nullptr;
       integral = false;
+      exponent = true;
     }
     double d;
     if (integral && int_digits <= 15) {  // below 2^53: exact
       d = double(v);
+      if (neg) d = -d;
+    } else if (!exponent && int_digits + frac_digits <= 15) {
+      // A decimal of at most 15 digits (judge scores, costs): its digits and the power of ten are
+      // both exact doubles, so one division rounds to the nearest double (Clinger's fast path).
+      static constexpr double kPow10[16] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                            1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+      d = double(v) / kPow10[frac_digits];
       if (neg) d = -d;
     } else {
       auto r = std::from_chars(s, p, d);

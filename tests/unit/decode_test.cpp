@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include <sys/mman.h>
@@ -334,6 +335,38 @@ TEST_CASE("decode: numbers with many digits are read to the nearest double on bo
     CHECK(r[kLatencyMs].num == 1e9);
     CHECK(r[kJudgeScore].str == "0.95000000000000000000");
   }
+}
+
+TEST_CASE("decode: short decimals are read to the nearest double, as simdjson and strtod read them") {
+  // The fast path divides a decimal of up to 15 digits by its power of ten (exact operands, one
+  // rounding); longer ones and exponents go through from_chars.
+  Config cfg = gwtest::default_config();
+  FieldSet fs(cfg);
+  Decoder fast(fs, cfg.max_record_bytes), ref(fs, cfg.max_record_bytes);
+  ref.set_fast_path(false);
+  uint64_t x = 0x853C49E6748FEA9Bull;
+  auto rnd = [&](uint64_t n) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return size_t(x % n);
+  };
+  size_t read_fast = 0;
+  for (int it = 0; it < 20000; ++it) {
+    std::string num = rnd(4) ? "" : "-";
+    const size_t int_digits = 1 + rnd(9), frac_digits = 1 + rnd(16);
+    num += char('0' + (int_digits > 1 ? 1 + rnd(9) : rnd(10)));
+    for (size_t i = 1; i < int_digits; ++i) num += char('0' + rnd(10));
+    num += '.';
+    for (size_t i = 0; i < frac_digits; ++i) num += char('0' + (rnd(3) ? rnd(10) : 9 * rnd(2)));  // runs of 0 and 9
+    CAPTURE(num);
+    read_fast += same_both_ways(fast, ref, "{\"judge_score\":" + num + ",\"cost_usd\":" + num + "e-3}");
+    Record r;
+    REQUIRE(fast.decode("{\"judge_score\":" + num + "}", r).outcome == Outcome::kApplied);
+    const double want = std::strtod(num.c_str(), nullptr);
+    CHECK(std::memcmp(&r[kJudgeScore].num, &want, sizeof want) == 0);
+  }
+  CHECK(read_fast == (Decoder::has_fast_path() ? 20000u : 0u));
 }
 
 TEST_CASE("decode: fast path and simdjson agree on mutated records") {
