@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Integration: a SIGTERM with the broker up is quick and commits (real broker, KRaft).
+
+Before its final commit the daemon checks that a broker answers, so that it does not wait for a
+group coordinator that is gone (kafka_outage). That check must not wait behind the consumer's
+own fetch: at the end of a partition the broker holds each fetch open for fetch.wait.max.ms
+(500 ms by default), and a request on the same connection queues behind it. A metadata request
+did: every shutdown took half a second more, and with fetch.wait.max.ms at or above the check's
+2 s the daemon took the broker for gone and exited without its final commit, so the partitions'
+next owner read every record since the last auto-commit again.
+
+Here fetch.wait.max.ms is 3 s and auto-commit once a minute, so only the final commit covers the
+records read:
+1. the SIGTERM, once every record is read, ends the daemon well within a second, exit 0, and no
+   "no broker reachable" warning;
+2. a second daemon in the same group (no rewind) then reads only the records produced after,
+   within seconds: the first one left the group, so the broker does not wait for its session
+   to expire (45 s) before the second gets the partitions.
+"""
+import os
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(__file__))
+from gwtest import Daemon, kafka_config, metric, run, wait_for  # noqa: E402
+
+binary, root = sys.argv[1], sys.argv[2]
+brokers = run([os.path.join(root, "scripts/kafka"), "start"]).strip().splitlines()[-1]
+topic = "stop-" + uuid.uuid4().hex[:8]
+N1, N2 = 900, 300
+windows = {"allowed_lateness": "1h"}
+props = {"fetch.wait.max.ms": 3000, "auto.commit.interval.ms": 60000}
+
+
+def produce(seed, count):
+    run([binary, "generate", "--seed", str(seed), "--start", "now-5m", "--count", str(count),
+         "--kafka-brokers", brokers, "--topic", topic, "--partitions", "3"])
+
+
+def applied(d):
+    return int(sum(metric(d.metrics(), "guardwatch_records_total", outcome="applied")))
+
+
+produce(1, N1)
+d = Daemon(binary, kafka_config(topic, brokers, props, windows))
+try:
+    wait_for(lambda: applied(d) == N1 and d.ready(), 60, f"{N1} records applied and ready")
+    time.sleep(1)  # the consumer now waits in a fetch the broker holds open for 3 s
+    t0 = time.time()
+    rc = d.stop()
+    took = time.time() - t0
+except BaseException:
+    print("daemon log (last 8,000 characters):\n" + d.output()[-8000:])
+    d.stop()
+    raise
+out = d.output()
+assert rc == 0, f"exit code {rc}\n{out[-4000:]}"
+assert "no broker reachable" not in out, f"the broker was taken for gone at shutdown:\n{out[-4000:]}"
+assert took < 1.0, f"SIGTERM to exit took {took:.2f} s with the broker up\n{out[-4000:]}"
+print(f"ok: SIGTERM with the broker up: exit 0 after {took:.2f} s (fetch.wait.max.ms 3 s)")
+
+# The final commit covered every record: the next owner starts after them.
+no_rewind = kafka_config(topic, brokers, {}, windows).replace("kafka:\n", "kafka:\n  rewind: off\n", 1)
+d = Daemon(binary, no_rewind)
+try:
+    produce(2, N2)
+    wait_for(lambda: applied(d) >= N2, 20, f"the {N2} new records (the first daemon left the group)")
+    time.sleep(1)
+    assert applied(d) == N2, f"the next owner applied {applied(d)} records, want only the {N2} new ones"
+    print(f"ok: the final commit covered all {N1} records: the next owner read only the {N2} new ones")
+except BaseException:
+    print("daemon log (last 8,000 characters):\n" + d.output()[-8000:])
+    raise
+finally:
+    rc = d.stop()
+assert rc == 0, f"second daemon exit code {rc}"
