@@ -351,6 +351,7 @@ struct Decoder::Impl {
     const __m256i cont_below = _mm256_set1_epi8(-64), two_below = _mm256_set1_epi8(-32), lead_above = _mm256_set1_epi8(-63);
     __m256i not_two_byte = _mm256_setzero_si256();  // sign bits: a byte that is not ASCII or part of a two-byte sequence
     __m256i prev_lead = _mm256_setzero_si256();     // the leads of the block before
+    // 32 bytes from kFirst + 31 - k: the first k + 1 set (a block up to and including byte k).
     alignas(32) static constexpr uint8_t kFirst[64] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
                                                        0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
                                                        0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
