@@ -1,5 +1,6 @@
 """Helpers for integration tests: start the daemon and real peers on loopback, scrape, wait."""
 import atexit
+import contextlib
 import os
 import re
 import shutil
@@ -115,6 +116,19 @@ class Daemon:
 
     def output(self):
         return open(self.log_path).read()
+
+
+@contextlib.contextmanager
+def stopped_cleanly(d):
+    """Stops the daemon at the end and asserts it exits 0; prints its log when anything failed."""
+    try:
+        yield d
+    except BaseException:
+        print("daemon log (last 8,000 characters):\n" + d.output()[-8000:])
+        d.stop()
+        raise
+    rc = d.stop()
+    assert rc == 0, f"daemon exit code {rc}\n{d.output()}"
 
 
 class Prometheus:

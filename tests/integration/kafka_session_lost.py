@@ -15,7 +15,6 @@ The stall is a SIGSTOP of the daemon for longer than its session (6 s, the broke
 with auto-commit slowed to a minute so that nothing is committed before it: every record read
 before the stall is the uncommitted tail.
 """
-import contextlib
 import os
 import signal
 import sys
@@ -23,7 +22,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, kafka_config, metric, run, wait_for  # noqa: E402
+from gwtest import Daemon, kafka_config, metric, run, stopped_cleanly, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
 brokers = run([os.path.join(root, "scripts/kafka"), "start"]).strip().splitlines()[-1]
@@ -43,19 +42,6 @@ def counts(d, family):
 
 def window_records(d):
     return int(sum(metric(d.metrics(), "guardwatch_window_records", window="1h")))
-
-
-@contextlib.contextmanager
-def stopped_cleanly(d):
-    """Stops the daemon at the end and asserts it exits 0; prints its log when anything failed."""
-    try:
-        yield d
-    except BaseException:
-        print("daemon log (last 8,000 characters):\n" + d.output()[-8000:])
-        d.stop()
-        raise
-    rc = d.stop()
-    assert rc == 0, f"daemon exit code {rc}\n{d.output()}"
 
 
 produce(1, N1)

@@ -23,7 +23,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, kafka_config, metric, run, wait_for  # noqa: E402
+from gwtest import Daemon, kafka_config, metric, run, stopped_cleanly, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
 brokers = run([os.path.join(root, "scripts/kafka"), "start"]).strip().splitlines()[-1]
@@ -43,35 +43,22 @@ def applied(d):
 
 
 produce(1, N1)
-d = Daemon(binary, kafka_config(topic, brokers, props, windows))
-try:
+with stopped_cleanly(Daemon(binary, kafka_config(topic, brokers, props, windows))) as d:
     wait_for(lambda: applied(d) == N1 and d.ready(), 60, f"{N1} records applied and ready")
     time.sleep(1)  # the consumer now waits in a fetch the broker holds open for 3 s
     t0 = time.time()
-    rc = d.stop()
-    took = time.time() - t0
-except BaseException:
-    print("daemon log (last 8,000 characters):\n" + d.output()[-8000:])
     d.stop()
-    raise
-out = d.output()
-assert rc == 0, f"exit code {rc}\n{out[-4000:]}"
-assert "no broker reachable" not in out, f"the broker was taken for gone at shutdown:\n{out[-4000:]}"
-assert took < 1.0, f"SIGTERM to exit took {took:.2f} s with the broker up\n{out[-4000:]}"
+    took = time.time() - t0
+    out = d.output()
+    assert "no broker reachable" not in out, f"the broker was taken for gone at shutdown:\n{out[-4000:]}"
+    assert took < 1.0, f"SIGTERM to exit took {took:.2f} s with the broker up\n{out[-4000:]}"
 print(f"ok: SIGTERM with the broker up: exit 0 after {took:.2f} s (fetch.wait.max.ms 3 s)")
 
 # The final commit covered every record: the next owner starts after them.
 no_rewind = kafka_config(topic, brokers, {}, windows).replace("kafka:\n", "kafka:\n  rewind: off\n", 1)
-d = Daemon(binary, no_rewind)
-try:
+with stopped_cleanly(Daemon(binary, no_rewind)) as d:
     produce(2, N2)
     wait_for(lambda: applied(d) >= N2, 20, f"the {N2} new records (the first daemon left the group)")
     time.sleep(1)
     assert applied(d) == N2, f"the next owner applied {applied(d)} records, want only the {N2} new ones"
-    print(f"ok: the final commit covered all {N1} records: the next owner read only the {N2} new ones")
-except BaseException:
-    print("daemon log (last 8,000 characters):\n" + d.output()[-8000:])
-    raise
-finally:
-    rc = d.stop()
-assert rc == 0, f"second daemon exit code {rc}"
+print(f"ok: the final commit covered all {N1} records: the next owner read only the {N2} new ones")

@@ -207,6 +207,17 @@ bool same_both_ways(Decoder& fast, Decoder& ref, const std::string& doc, const s
   }
   return took;
 }
+
+// Deterministic random numbers below n (xorshift64), so a failing input comes back every run.
+struct Rng {
+  uint64_t x;
+  size_t operator()(uint64_t n) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return size_t(x % n);
+  }
+};
 }  // namespace
 
 TEST_CASE("decode: the fast path reads plain documents, and reads what simdjson reads") {
@@ -344,13 +355,7 @@ TEST_CASE("decode: short decimals are read to the nearest double, as simdjson an
   FieldSet fs(cfg);
   Decoder fast(fs, cfg.max_record_bytes), ref(fs, cfg.max_record_bytes);
   ref.set_fast_path(false);
-  uint64_t x = 0x853C49E6748FEA9Bull;
-  auto rnd = [&](uint64_t n) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return size_t(x % n);
-  };
+  Rng rnd{0x853C49E6748FEA9Bull};
   size_t read_fast = 0;
   for (int it = 0; it < 20000; ++it) {
     std::string num = rnd(4) ? "" : "-";
@@ -374,13 +379,7 @@ TEST_CASE("decode: fast path and simdjson agree on mutated records") {
   // as simdjson does, and everything else gets simdjson's verdict. Flat records with a nested
   // dimension, and OpenAI-style records (fields under objects and array indexes).
   const char alphabet[] = "\"\\{}[]:,0123456789.eE+-tfnulrsa \n\t\x01\x7f\xc3\xa9\xff";
-  uint64_t x = 0x9E3779B97F4A7C15ull;
-  auto rnd = [&](uint64_t n) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return size_t(x % n);
-  };
+  Rng rnd{0x9E3779B97F4A7C15ull};
   auto run = [&](const std::string& yaml, const std::vector<std::string>& seeds) {
     Config cfg = gwtest::config(yaml);
     FieldSet fs(cfg);
@@ -425,13 +424,7 @@ TEST_CASE("decode: the fast path's UTF-8 check agrees with simdjson's on every k
       "a", "bc", " ", "\xc3\xa9", "\xc2\x80", "\xdf\xbf", "\xc3", "\xa9", "\xbf", "\xc0\x80", "\xc1\xbf", "\xe2\x82\xac",
       "\xe2\x82", "\xf0\x9f\x98\x80", "\xed\x9f\xbf", "\xed\xa0\x80", "\xe0\x9f\xbf", "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80",
       "\xff", "\\n", "\\\"", "\\\\", "\xc0", "\xc1", "\xc3\xc1", "\xdf\xc0", "\xc2\x7f", "\xe0", "\xe0\xa9", "\xe0\x80", "\xf5\x80"};
-  uint64_t x = 0x2545F4914F6CDD1Dull;
-  auto rnd = [&](uint64_t n) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return size_t(x % n);
-  };
+  Rng rnd{0x2545F4914F6CDD1Dull};
   // Mostly good pieces, a bad one now and then, so that both verdicts are common.
   const size_t good[] = {0, 1, 2, 3, 4, 5, 11, 13, 14, 20, 21, 22};
   size_t valid = 0, total = 0, fast_read = 0;
