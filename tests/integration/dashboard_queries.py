@@ -10,10 +10,10 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, Prometheus, run, wait_for  # noqa: E402
+from gwtest import Daemon, kafka_broker, Prometheus, run, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
-brokers = run([os.path.join(root, "scripts/kafka"), "start"]).strip().splitlines()[-1]
+brokers = kafka_broker(root)
 topic = "dash-" + uuid.uuid4().hex[:8]
 # The built-in scenario (gpt-x control and candidate, small-y; the candidate regresses a third of
 # the way in), ending now, plus a few malformed records for the input-health panels.

@@ -181,6 +181,17 @@ def run(args, **kw):
     return r.stdout
 
 
+def kafka_broker(root):
+    """The test broker (scripts/kafka start: started once, then found): its bootstrap address."""
+    return run([os.path.join(root, "scripts/kafka"), "start"]).strip().splitlines()[-1]
+
+
+def produce(binary, brokers, topic, seed, count, partitions=3, start="now-5m"):
+    """`count` seeded records of the built-in scenario into `topic`, keyed by series."""
+    run([binary, "generate", "--seed", str(seed), "--start", start, "--count", str(count),
+         "--kafka-brokers", brokers, "--topic", topic, "--partitions", str(partitions)])
+
+
 class Alertmanager:
     """A real Alertmanager (Debian's prometheus-alertmanager) on loopback, clustering off."""
 

@@ -19,10 +19,10 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, kafka_config, metric, run, scratch_dir, wait_for  # noqa: E402
+from gwtest import Daemon, kafka_broker, kafka_config, metric, run, scratch_dir, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
-brokers = run([os.path.join(root, "scripts/kafka"), "start"]).strip().splitlines()[-1]
+brokers = kafka_broker(root)
 topic = "wake-" + uuid.uuid4().hex[:8]
 N = 30000
 run([binary, "generate", "--seed", "5", "--start", "now-20m", "--count", str(N),

@@ -22,10 +22,10 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, kafka_config, metric, run, wait_for  # noqa: E402
+from gwtest import Daemon, kafka_broker, kafka_config, metric, run, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
-brokers = run([os.path.join(root, "scripts/kafka"), "start"]).strip().splitlines()[-1]
+brokers = kafka_broker(root)
 scenario = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scaleout-scenario.yaml")
 COUNT, REPLICAS, MAX_ROUNDS, DEADLINE_S = 600, 4, 4, 10
 windows = {"allowed_lateness": "50m", "max_future": "1h"}

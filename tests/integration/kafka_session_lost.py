@@ -22,18 +22,13 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, kafka_config, metric, run, stopped_cleanly, wait_for  # noqa: E402
+from gwtest import Daemon, kafka_broker, kafka_config, metric, produce, stopped_cleanly, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
-brokers = run([os.path.join(root, "scripts/kafka"), "start"]).strip().splitlines()[-1]
+brokers = kafka_broker(root)
 topic = "lost-" + uuid.uuid4().hex[:8]
 N1, N2 = 1500, 500
 windows = {"allowed_lateness": "1h"}
-
-
-def produce(seed, count):
-    run([binary, "generate", "--seed", str(seed), "--start", "now-5m", "--count", str(count),
-         "--kafka-brokers", brokers, "--topic", topic, "--partitions", "3"])
 
 
 def counts(d, family):
@@ -44,7 +39,7 @@ def window_records(d):
     return int(sum(metric(d.metrics(), "guardwatch_window_records", window="1h")))
 
 
-produce(1, N1)
+produce(binary, brokers, topic, 1, N1)
 props = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500, "auto.commit.interval.ms": 60000}
 with stopped_cleanly(Daemon(binary, kafka_config(topic, brokers, props, windows))) as d:
     wait_for(lambda: counts(d, "guardwatch_records_total") == N1 and d.ready(), 60, f"{N1} records applied and ready")
@@ -64,7 +59,7 @@ with stopped_cleanly(Daemon(binary, kafka_config(topic, brokers, props, windows)
 # The next owner starts at the commit, which must now cover the re-read records.
 no_rewind = kafka_config(topic, brokers, {}, windows).replace("kafka:\n", "kafka:\n  rewind: off\n", 1)
 with stopped_cleanly(Daemon(binary, no_rewind)) as d:
-    produce(2, N2)
+    produce(binary, brokers, topic, 2, N2)
     wait_for(lambda: counts(d, "guardwatch_records_total") >= N2, 60, f"the {N2} new records")
     time.sleep(1)
     assert counts(d, "guardwatch_records_total") == N2, \

@@ -14,24 +14,19 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, kafka_config, metric, run, wait_for  # noqa: E402
+from gwtest import Daemon, kafka_broker, kafka_config, metric, produce, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
-brokers = run([os.path.join(root, "scripts/kafka"), "start"]).strip().splitlines()[-1]
+brokers = kafka_broker(root)
 topic = "start-" + uuid.uuid4().hex[:8]
 N1, N2 = 600, 400
-
-
-def produce(seed, count):
-    run([binary, "generate", "--seed", str(seed), "--start", "now-5m", "--count", str(count),
-         "--kafka-brokers", brokers, "--topic", topic, "--partitions", "3"])
 
 
 def records(d):
     return sum(metric(d.metrics(), "guardwatch_records_total"))
 
 
-produce(1, N1)
+produce(binary, brokers, topic, 1, N1)
 windows = {"allowed_lateness": "1h"}
 d = Daemon(binary, kafka_config(topic, brokers, {"group.id": topic + "-latest", "auto.offset.reset": "latest"}, windows))
 try:
@@ -39,7 +34,7 @@ try:
              60, "assigned and ready")
     time.sleep(1)
     assert records(d) == 0, f"auto.offset.reset latest read {records(d)} of the {N1} earlier records"
-    produce(2, N2)
+    produce(binary, brokers, topic, 2, N2)
     wait_for(lambda: records(d) >= N2, 60, f"the {N2} new records")
     time.sleep(1)
     assert records(d) == N2, f"read {records(d)}, want the {N2} new records only"

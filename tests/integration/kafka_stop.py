@@ -23,26 +23,21 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwtest import Daemon, kafka_config, metric, run, stopped_cleanly, wait_for  # noqa: E402
+from gwtest import Daemon, kafka_broker, kafka_config, metric, produce, stopped_cleanly, wait_for  # noqa: E402
 
 binary, root = sys.argv[1], sys.argv[2]
-brokers = run([os.path.join(root, "scripts/kafka"), "start"]).strip().splitlines()[-1]
+brokers = kafka_broker(root)
 topic = "stop-" + uuid.uuid4().hex[:8]
 N1, N2 = 900, 300
 windows = {"allowed_lateness": "1h"}
 props = {"fetch.wait.max.ms": 3000, "auto.commit.interval.ms": 60000}
 
 
-def produce(seed, count):
-    run([binary, "generate", "--seed", str(seed), "--start", "now-5m", "--count", str(count),
-         "--kafka-brokers", brokers, "--topic", topic, "--partitions", "3"])
-
-
 def applied(d):
     return int(sum(metric(d.metrics(), "guardwatch_records_total", outcome="applied")))
 
 
-produce(1, N1)
+produce(binary, brokers, topic, 1, N1)
 with stopped_cleanly(Daemon(binary, kafka_config(topic, brokers, props, windows))) as d:
     wait_for(lambda: applied(d) == N1 and d.ready(), 60, f"{N1} records applied and ready")
     time.sleep(1)  # the consumer now waits in a fetch the broker holds open for 3 s
@@ -57,7 +52,7 @@ print(f"ok: SIGTERM with the broker up: exit 0 after {took:.2f} s (fetch.wait.ma
 # The final commit covered every record: the next owner starts after them.
 no_rewind = kafka_config(topic, brokers, {}, windows).replace("kafka:\n", "kafka:\n  rewind: off\n", 1)
 with stopped_cleanly(Daemon(binary, no_rewind)) as d:
-    produce(2, N2)
+    produce(binary, brokers, topic, 2, N2)
     wait_for(lambda: applied(d) >= N2, 20, f"the {N2} new records (the first daemon left the group)")
     time.sleep(1)
     assert applied(d) == N2, f"the next owner applied {applied(d)} records, want only the {N2} new ones"
