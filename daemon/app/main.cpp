@@ -506,7 +506,20 @@ int cmd_run(const Common& c) {
           });
         }
       });
-    if (!source->run(eng, stop)) rc = 1;
+    try {
+      if (!source->run(eng, stop)) rc = 1;
+    } catch (const std::exception& e) {
+      // The input failed: the process stops with an error (exit 1), as a failed start does.
+      log::error("input {}: {}: stopping", source->describe(), e.what());
+      rc = 1;
+      stop = true;
+      boost::asio::post(io, [&] {
+        server->stop();
+        timer.cancel();
+        sd_timer.cancel();
+        io.stop();
+      });
+    }
     if (stopper.joinable()) stopper.join();
     if (!use_kafka && rules.loaded()) rules.advance(eng.max_event_ms());
     input_done = true;

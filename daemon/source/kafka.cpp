@@ -91,6 +91,11 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   bool suspect_down = false;
   bool ignore_all_down = std::getenv("GUARDWATCH_TEST_IGNORE_ALL_BROKERS_DOWN") != nullptr;
   std::function<void()> flush;  // applies the messages consumed but not yet applied
+  // Test hook (tests/unit/kafka_fault_test.cpp): run() throws once this many records are consumed.
+  uint64_t throw_after = [] {
+    const char* n = std::getenv("GUARDWATCH_TEST_THROW_AFTER_RECORDS");
+    return n ? std::strtoull(n, nullptr, 10) : 0;
+  }();
 
   static int64_t wall_now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -436,13 +441,17 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
     });
   }
   void stop_fetch_waker() {
-    if (!fw.thread.joinable()) return;
-    {
-      std::lock_guard g(fw.m);
-      fw.quit = true;
+    if (fw.thread.joinable()) {
+      {
+        std::lock_guard g(fw.m);
+        fw.quit = true;
+      }
+      fw.cv.notify_one();
+      fw.thread.join();
     }
-    fw.cv.notify_one();
-    fw.thread.join();
+    std::lock_guard g(mu);
+    if (fw.queue) rd_kafka_queue_destroy(fw.queue);
+    fw.queue = nullptr;
   }
 
   void refresh_lag() {
@@ -541,7 +550,13 @@ KafkaSource::KafkaSource(const Config& cfg) : impl_(std::make_unique<Impl>(cfg))
 }
 
 KafkaSource::~KafkaSource() {
-  if (impl_->consumer) impl_->consumer->close();
+  // run() ends with the consumer closed, except when it is left by an exception (or never ran):
+  // the group is left here first, or the partitions' next owner waits for this member's session
+  // to expire.
+  if (!impl_->consumer) return;
+  impl_->closing = true;
+  impl_->leave_group();
+  impl_->consumer->close();
 }
 
 std::string KafkaSource::describe() const {
@@ -650,6 +665,25 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
     std::lock_guard g(im.mu);
     im.fw.queue = rd_kafka_queue_get_consumer(c->c_ptr());
   }
+  // Leaving the loop by an exception (none is expected; a failed allocation would be one): the
+  // waker thread is joined (a joinable std::thread's destruction ends the process in
+  // std::terminate), the engine finishes with the batches' messages before they are freed, and
+  // the flush that refers to this frame goes before the consumer's close() can call it. Only the
+  // offsets of finished batches are stored: the partitions' next owner reads the rest again.
+  struct Unwind {
+    Impl& im;
+    Engine& engine;
+    ~Unwind() {
+      im.stop_fetch_waker();
+      if (!im.flush) return;  // the normal way out did all this
+      im.flush = nullptr;
+      try {
+        engine.drain();
+        im.store_pending();  // the offsets of the records applied in finished batches
+      } catch (...) {
+      }
+    }
+  } unwind{im, engine};
   im.start_fetch_waker(c);
   while (!stop.load(std::memory_order_relaxed)) {
     bool idle = batches[cur].msgs.empty() && !batches[cur ^ 1].submitted;
@@ -691,6 +725,7 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
     // 200 ms offset store, the 1 s lag refresh and the watchdog's loop age.
     if (++loop_iterations % 64 != 0 && !batches[cur].msgs.empty()) continue;
     im.wake_fetcher_if_drained();
+    if (im.throw_after && im.fw.msgs >= im.throw_after) throw std::runtime_error("kafka: test exception after " + std::to_string(im.fw.msgs) + " records");
     auto now = clock::now();
     im.loop_steady_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(),
                             std::memory_order_relaxed);
@@ -704,11 +739,6 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
     }
   }
   im.stop_fetch_waker();
-  {
-    std::lock_guard g(im.mu);
-    if (im.fw.queue) rd_kafka_queue_destroy(im.fw.queue);
-    im.fw.queue = nullptr;
-  }
   im.flush();
   im.flush = nullptr;
   im.store_pending();

@@ -16,6 +16,8 @@ records read:
 2. a second daemon in the same group (no rewind) then reads only the records produced after,
    within seconds: the first one left the group, so the broker does not wait for its session
    to expire (45 s) before the second gets the partitions.
+3. a daemon whose consume loop fails (a test hook throws once it has read 200 records) stops by
+   itself with exit 1 and the error in its log, rather than in std::terminate or a crash.
 """
 import os
 import sys
@@ -57,3 +59,17 @@ with stopped_cleanly(Daemon(binary, no_rewind)) as d:
     time.sleep(1)
     assert applied(d) == N2, f"the next owner applied {applied(d)} records, want only the {N2} new ones"
 print(f"ok: the final commit covered all {N1} records: the next owner read only the {N2} new ones")
+
+# An exception out of the consume loop: exit 1 with the error logged, not an abort.
+N3 = 500
+d = Daemon(binary, no_rewind, env={"GUARDWATCH_TEST_THROW_AFTER_RECORDS": "200"})
+try:
+    produce(binary, brokers, topic, 3, N3)
+    rc = d.proc.wait(30)
+except BaseException:
+    d.kill()
+    raise
+out = d.output()
+assert rc == 1, f"a failed consume loop: exit {rc}, want 1\n{out[-4000:]}"
+assert "test exception after" in out and "stopping" in out, f"the error is not logged:\n{out[-4000:]}"
+print("ok: an exception out of the consume loop: exit 1, logged")

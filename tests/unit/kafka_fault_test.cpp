@@ -56,6 +56,27 @@ bool wait_until(const std::function<bool()>& pred, int seconds) {
   }
   return pred();
 }
+// The sum of a group's committed offsets over a topic's partitions (none committed counts 0).
+int64_t committed_total(const std::string& brokers, const std::string& group, const std::string& topic, int partitions) {
+  char err[256];
+  rd_kafka_conf_t* c = rd_kafka_conf_new();
+  rd_kafka_conf_set(c, "bootstrap.servers", brokers.c_str(), err, sizeof err);
+  rd_kafka_conf_set(c, "group.id", group.c_str(), err, sizeof err);
+  rd_kafka_conf_set(c, "log_level", "0", err, sizeof err);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
+  REQUIRE(rk != nullptr);
+  rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(partitions);
+  for (int p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(parts, topic.c_str(), p);
+  auto e = rd_kafka_committed(rk, parts, 10000);
+  int64_t sum = 0;
+  for (int i = 0; i < parts->cnt; ++i) sum += std::max<int64_t>(0, parts->elems[i].offset);
+  rd_kafka_topic_partition_list_destroy(parts);
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  REQUIRE(e == RD_KAFKA_RESP_ERR_NO_ERROR);
+  return sum;
+}
+
 // One topic on the mock cluster, its own group, quick reconnects, a day of lateness.
 Config mock_config(const Mock& m, const std::string& topic) {
   Config cfg = gwtest::default_config();
@@ -99,6 +120,45 @@ TEST_CASE("kafka faults: fetch and commit errors, broker down and up, every reco
   CHECK(engine.records_seen() == 6000);
   CHECK(engine.outcome_count(Outcome::kApplied) == 6000);
   CHECK(src.stats().errors >= 1);  // the faults were seen (and survived)
+}
+
+TEST_CASE("kafka faults: an exception out of the consume loop reaches the caller, and only applied records are committed") {
+  // Before the consume loop joined its fetch-waker thread and dropped its flush on the way out,
+  // this ended the test process in std::terminate (the source's destruction).
+  Mock m;
+  const std::string topic = "throws";
+  rd_kafka_mock_topic_create(m.mc, topic.c_str(), 2, 1);
+  Config cfg = mock_config(m, topic);
+  cfg.kafka_rewind_ms = 0;
+  Engine first(cfg);
+  std::atomic<bool> stop{false};
+  std::string what;
+  {
+    setenv("GUARDWATCH_TEST_THROW_AFTER_RECORDS", "600", 1);
+    KafkaSource src(cfg);
+    unsetenv("GUARDWATCH_TEST_THROW_AFTER_RECORDS");
+    std::thread t([&] {
+      try {
+        src.run(first, stop);
+      } catch (const std::exception& e) {
+        what = e.what();
+      }
+    });
+    produce(m.brokers, topic, 300, 1);
+    REQUIRE(wait_until([&] { return first.records_seen() >= 300; }, 30));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // their offsets are stored by now
+    produce(m.brokers, topic, 1000, 2);
+    t.join();  // run() ends by itself, with the exception
+  }  // the source closes: the stored offsets are committed
+  CHECK(what.find("test exception") != std::string::npos);
+  uint64_t applied = first.outcome_count(Outcome::kApplied);
+  CHECK(applied >= 300);
+  CHECK(first.records_seen() == applied);  // a batch is applied whole or not at all
+  // The group's committed offsets: the first 300 records (applied before the failure) are
+  // committed, and nothing that was not applied is.
+  int64_t committed = committed_total(m.brokers, cfg.kafka_properties.at("group.id"), topic, 2);
+  CHECK(committed >= 300);
+  CHECK(committed <= int64_t(applied));
 }
 
 TEST_CASE("kafka faults: the broker is reported down without librdkafka's all-brokers-down event") {
