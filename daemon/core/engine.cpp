@@ -61,6 +61,10 @@ struct Engine::Job {
   std::vector<uint8_t> done;  // per chunk; guarded by Pipeline::mu
   size_t chunks = 0, next = 0;  // next chunk to claim; guarded by Pipeline::mu
   size_t readable_after = 0;
+  // Records applied so far (by the submitting thread). An exception out of an apply (an
+  // on_applied callback, a failed allocation) leaves the job here: a later wait() or drain()
+  // goes on from the next record instead of applying the chunk again.
+  size_t applied = 0;
 };
 
 struct Engine::Pipeline {
@@ -443,6 +447,7 @@ uint64_t Engine::submit(const std::vector<std::string_view>& bytes, const std::v
   job->chunks = (bytes.size() + Job::kChunk - 1) / Job::kChunk;
   job->done.assign(job->chunks, 0);
   job->next = 0;
+  job->applied = 0;
   uint64_t ticket;
   {
     std::lock_guard g(pl.mu);
@@ -459,7 +464,7 @@ void Engine::wait(uint64_t ticket) {
   std::unique_lock g(pl.mu);
   while (!pl.active.empty() && pl.active.front()->ticket <= ticket) {
     Job& j = *pl.active.front();
-    for (size_t c = 0; c < j.chunks; ++c) {
+    for (size_t c = j.applied / Job::kChunk; c < j.chunks; ++c) {
       // Chunk c is next to apply. Prepare it here if nobody has claimed it; if the helper is on
       // it, prepare a later chunk meanwhile; wait only when there is nothing left to claim.
       while (!j.done[c]) {
@@ -481,7 +486,10 @@ void Engine::wait(uint64_t ticket) {
         // One lock of the store for the chunk (apply releases it around on_applied callbacks).
         auto store_lock = lock();
         size_t b = c * Job::kChunk, e = std::min(j.bytes.size(), b + Job::kChunk);
-        for (size_t i = b; i < e; ++i) apply_prepared(j.slots[i], store_lock);
+        for (size_t i = std::max(b, j.applied); i < e; ++i) {
+          j.applied = i + 1;  // before: a record whose apply throws is not applied again
+          apply_prepared(j.slots[i], store_lock);
+        }
       }
       g.lock();
     }
