@@ -220,11 +220,21 @@ struct Rng {
 };
 }  // namespace
 
+namespace {
+// Two decoders over the same fields: `fast` with the fast path, `ref` through simdjson only.
+struct Decoders {
+  Config cfg;
+  FieldSet fs;
+  Decoder fast, ref;
+  explicit Decoders(Config c) : cfg(std::move(c)), fs(cfg), fast(fs, cfg.max_record_bytes), ref(fs, cfg.max_record_bytes) {
+    ref.set_fast_path(false);
+  }
+};
+}  // namespace
+
 TEST_CASE("decode: the fast path reads plain documents, and reads what simdjson reads") {
-  Config cfg = gwtest::config("input: {max_record_bytes: 100000, dimensions: {tier: /meta/tier, first: /tags/0}}");
-  FieldSet fs(cfg);
-  Decoder fast(fs, cfg.max_record_bytes), ref(fs, cfg.max_record_bytes);
-  ref.set_fast_path(false);
+  Decoders d(gwtest::config("input: {max_record_bytes: 100000, dimensions: {tier: /meta/tier, first: /tags/0}}"));
+  Decoder &fast = d.fast, &ref = d.ref;
   // Read by the fast path: every JSON form it handles itself.
   const std::vector<std::string> plain = {
       R"({"ts":"2026-11-26T06:00:00.123Z","model":"m","latency_ms":1234,"response":"hi \"there\"\n\\ \/ \b\f\r\t end","judge_score":0.82})",
@@ -299,10 +309,8 @@ TEST_CASE("decode: unpadded documents are read where they lie, never past their 
   // A Kafka payload has nothing readable after it: each document here ends at a page whose next
   // page is unmapped, so a read past its end would fault. Ends fall at every offset of a 32-byte
   // step, inside and after strings with and without escapes.
-  Config cfg = gwtest::default_config();
-  FieldSet fs(cfg);
-  Decoder fast(fs, cfg.max_record_bytes), ref(fs, cfg.max_record_bytes);
-  ref.set_fast_path(false);
+  Decoders d(gwtest::default_config());
+  Decoder &fast = d.fast, &ref = d.ref;
   const long page = sysconf(_SC_PAGESIZE);
   char* mem = static_cast<char*>(mmap(nullptr, size_t(2 * page), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   REQUIRE(mem != MAP_FAILED);
@@ -351,10 +359,8 @@ TEST_CASE("decode: numbers with many digits are read to the nearest double on bo
 TEST_CASE("decode: short decimals are read to the nearest double, as simdjson and strtod read them") {
   // The fast path divides a decimal of up to 15 digits by its power of ten (exact operands, one
   // rounding); longer ones and exponents go through from_chars.
-  Config cfg = gwtest::default_config();
-  FieldSet fs(cfg);
-  Decoder fast(fs, cfg.max_record_bytes), ref(fs, cfg.max_record_bytes);
-  ref.set_fast_path(false);
+  Decoders d(gwtest::default_config());
+  Decoder &fast = d.fast, &ref = d.ref;
   Rng rnd{0x853C49E6748FEA9Bull};
   size_t read_fast = 0;
   for (int it = 0; it < 20000; ++it) {
@@ -381,10 +387,8 @@ TEST_CASE("decode: fast path and simdjson agree on mutated records") {
   const char alphabet[] = "\"\\{}[]:,0123456789.eE+-tfnulrsa \n\t\x01\x7f\xc3\xa9\xff";
   Rng rnd{0x9E3779B97F4A7C15ull};
   auto run = [&](const std::string& yaml, const std::vector<std::string>& seeds) {
-    Config cfg = gwtest::config(yaml);
-    FieldSet fs(cfg);
-    Decoder fast(fs, cfg.max_record_bytes), ref(fs, cfg.max_record_bytes);
-    ref.set_fast_path(false);
+    Decoders d(gwtest::config(yaml));
+    Decoder &fast = d.fast, &ref = d.ref;
     size_t fast_read = 0, total = 0;
     for (int it = 0; it < 6000; ++it) {
       std::string d = seeds[size_t(it) % seeds.size()];
@@ -416,10 +420,8 @@ TEST_CASE("decode: the fast path's UTF-8 check agrees with simdjson's on every k
   // The fast path vouches for ASCII plus two-byte sequences itself and hands anything else to
   // simdjson's full check: random strings of well-formed and broken sequences of every length,
   // around the 32-byte steps, before escapes and quotes.
-  Config cfg = gwtest::config("input: {max_record_bytes: 100000}");
-  FieldSet fs(cfg);
-  Decoder fast(fs, cfg.max_record_bytes), ref(fs, cfg.max_record_bytes);
-  ref.set_fast_path(false);
+  Decoders d(gwtest::config("input: {max_record_bytes: 100000}"));
+  Decoder &fast = d.fast, &ref = d.ref;
   const std::vector<std::string> pieces = {
       "a", "bc", " ", "\xc3\xa9", "\xc2\x80", "\xdf\xbf", "\xc3", "\xa9", "\xbf", "\xc0\x80", "\xc1\xbf", "\xe2\x82\xac",
       "\xe2\x82", "\xf0\x9f\x98\x80", "\xed\x9f\xbf", "\xed\xa0\x80", "\xe0\x9f\xbf", "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80",
