@@ -680,6 +680,8 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
       try {
         engine.drain();
         im.store_pending();  // the offsets of the records applied in finished batches
+      } catch (const std::exception& e) {
+        log::error("kafka: applying the batches in hand after an error failed too: {}", e.what());
       } catch (...) {
       }
     }
