@@ -58,7 +58,16 @@ struct Engine::Job {
   std::vector<std::string_view> bytes;
   std::vector<SourcePos> pos;
   std::vector<Prepared> slots;
-  std::vector<uint8_t> done;  // per chunk; guarded by Pipeline::mu
+  // Per chunk, guarded by Pipeline::mu: kPending (unclaimed or being prepared), kDone, kFailed
+  // (its preparation threw: the error waits in `failures` for wait() to rethrow it in order) or
+  // kRedo (rethrown: the submitting thread prepares the rest of it at the next wait()).
+  enum : uint8_t { kPending, kDone, kFailed, kRedo };
+  std::vector<uint8_t> done;
+  struct Failure {
+    size_t chunk, from;  // `from`: the record whose preparation threw; those before it are ready
+    std::exception_ptr error;
+  };
+  std::vector<Failure> failures;  // guarded by Pipeline::mu; rare
   size_t chunks = 0, next = 0;  // next chunk to claim; guarded by Pipeline::mu
   size_t readable_after = 0;
   // Records applied so far (by the submitting thread). An exception out of an apply (an
@@ -356,8 +365,8 @@ inline void prefetch_line(const char* p) {
 }
 }  // namespace
 
-void Engine::prepare_chunk(Worker& w, Job& j, size_t chunk) {
-  size_t b = chunk * Job::kChunk, e = std::min(j.bytes.size(), b + Job::kChunk);
+std::exception_ptr Engine::prepare_chunk(Worker& w, Job& j, size_t chunk, size_t from, size_t& stopped_at) noexcept {
+  size_t b = std::max(from, chunk * Job::kChunk), e = std::min(j.bytes.size(), chunk * Job::kChunk + Job::kChunk);
   Record& r = *w.rec;
   const int64_t max_ts = max_ts_ms();
   // Kafka payloads are cold: librdkafka's thread decompressed them into a prefetch queue of up
@@ -372,17 +381,34 @@ void Engine::prepare_chunk(Worker& w, Job& j, size_t chunk) {
     if (n) prefetch_line(d + n - 1);
   };
   prefetch(b);
-  for (size_t i = b; i < e; ++i) {
-    prefetch(i + 1);
-    Prepared& p = j.slots[i];
-    p.pos = j.pos[i];
-    p.outcome = prepare(*w.decoder, *w.extractor, j.bytes[i], p.pos, r, p.obs, max_ts, j.readable_after);
-    if (p.outcome != Outcome::kApplied) continue;
-    p.ts_ms = r.ts_ms;
-    series_key(r, p.series_key);
-    const FieldValue& id = r[kRequestId];
-    p.request_id.assign(id.present() ? id.str : std::string_view());
+  size_t i = b;
+  try {
+    for (; i < e; ++i) {
+      prefetch(i + 1);
+      if (prepare_hook_) prepare_hook_(j.pos[i]);
+      Prepared& p = j.slots[i];
+      p.pos = j.pos[i];
+      p.outcome = prepare(*w.decoder, *w.extractor, j.bytes[i], p.pos, r, p.obs, max_ts, j.readable_after);
+      if (p.outcome != Outcome::kApplied) continue;
+      p.ts_ms = r.ts_ms;
+      series_key(r, p.series_key);
+      const FieldValue& id = r[kRequestId];
+      p.request_id.assign(id.present() ? id.str : std::string_view());
+    }
+  } catch (...) {
+    stopped_at = i;
+    return std::current_exception();
   }
+  return nullptr;
+}
+
+void Engine::finish_chunk(Job& j, size_t chunk, std::exception_ptr error, size_t stopped_at) {
+  if (!error) {
+    j.done[chunk] = Job::kDone;
+    return;
+  }
+  j.done[chunk] = Job::kFailed;
+  j.failures.push_back({chunk, stopped_at, std::move(error)});
 }
 
 void Engine::apply_prepared(const Prepared& p, std::unique_lock<std::mutex>& g) {
@@ -403,9 +429,10 @@ void Engine::helper_run() {
     pl.work_cv.wait(g, [&] { return pl.quit || pl.claim(j, c); });
     if (pl.quit) return;
     g.unlock();
-    prepare_chunk(pl.helper, *j, c);
+    size_t at = 0;
+    std::exception_ptr err = prepare_chunk(pl.helper, *j, c, 0, at);
     g.lock();
-    j->done[c] = 1;
+    finish_chunk(*j, c, std::move(err), at);
     if (pl.main_waiting) pl.done_cv.notify_one();
   }
 }
@@ -445,7 +472,8 @@ uint64_t Engine::submit(const std::vector<std::string_view>& bytes, const std::v
   job->readable_after = readable_after;
   if (job->slots.size() < bytes.size()) job->slots.resize(bytes.size());
   job->chunks = (bytes.size() + Job::kChunk - 1) / Job::kChunk;
-  job->done.assign(job->chunks, 0);
+  job->done.assign(job->chunks, Job::kPending);
+  job->failures.clear();
   job->next = 0;
   job->applied = 0;
   uint64_t ticket;
@@ -458,6 +486,15 @@ uint64_t Engine::submit(const std::vector<std::string_view>& bytes, const std::v
   return ticket;
 }
 
+void Engine::apply_range(Job& j, size_t b, size_t e) {
+  // One lock of the store for the range (apply releases it around on_applied callbacks).
+  auto store_lock = lock();
+  for (size_t i = std::max(b, j.applied); i < e; ++i) {
+    j.applied = i + 1;  // before: a record whose apply throws is not applied again
+    apply_prepared(j.slots[i], store_lock);
+  }
+}
+
 void Engine::wait(uint64_t ticket) {
   if (!pipe_) return;
   Pipeline& pl = *pipe_;
@@ -467,30 +504,43 @@ void Engine::wait(uint64_t ticket) {
     for (size_t c = j.applied / Job::kChunk; c < j.chunks; ++c) {
       // Chunk c is next to apply. Prepare it here if nobody has claimed it; if the helper is on
       // it, prepare a later chunk meanwhile; wait only when there is nothing left to claim.
-      while (!j.done[c]) {
+      while (j.done[c] != Job::kDone) {
+        if (j.done[c] == Job::kFailed || j.done[c] == Job::kRedo) {
+          auto f = std::find_if(j.failures.begin(), j.failures.end(), [&](const Job::Failure& x) { return x.chunk == c; });
+          if (j.done[c] == Job::kFailed) {
+            // The records before the failed one are applied, then the caller hears of the error;
+            // the next wait() prepares the chunk's rest again (a failed allocation may pass).
+            j.done[c] = Job::kRedo;
+            std::exception_ptr err = f->error;
+            const size_t upto = f->from;  // read under the lock: the helper may add failures
+            g.unlock();
+            apply_range(j, c * Job::kChunk, upto);
+            std::rethrow_exception(err);
+          }
+          size_t from = f->from, at = 0;
+          j.failures.erase(f);
+          g.unlock();
+          std::exception_ptr err = prepare_chunk(pl.main, j, c, from, at);
+          g.lock();
+          finish_chunk(j, c, std::move(err), at);
+          continue;
+        }
         Job* other = nullptr;
         size_t oc = 0;
         if (!pl.claim(other, oc)) {
           pl.main_waiting = true;
-          pl.done_cv.wait(g, [&] { return j.done[c] != 0; });
+          pl.done_cv.wait(g, [&] { return j.done[c] != Job::kPending; });
           pl.main_waiting = false;
-          break;
+          continue;
         }
         g.unlock();
-        prepare_chunk(pl.main, *other, oc);
+        size_t at = 0;
+        std::exception_ptr err = prepare_chunk(pl.main, *other, oc, 0, at);
         g.lock();
-        other->done[oc] = 1;
+        finish_chunk(*other, oc, std::move(err), at);
       }
       g.unlock();
-      {
-        // One lock of the store for the chunk (apply releases it around on_applied callbacks).
-        auto store_lock = lock();
-        size_t b = c * Job::kChunk, e = std::min(j.bytes.size(), b + Job::kChunk);
-        for (size_t i = std::max(b, j.applied); i < e; ++i) {
-          j.applied = i + 1;  // before: a record whose apply throws is not applied again
-          apply_prepared(j.slots[i], store_lock);
-        }
-      }
+      apply_range(j, c * Job::kChunk, std::min(j.bytes.size(), c * Job::kChunk + Job::kChunk));
       g.lock();
     }
     pl.pool.push_back(std::move(pl.active.front()));

@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -63,6 +64,10 @@ class Engine {
   int64_t watermark_ms() const { return watermark_.load(std::memory_order_relaxed); }
   // Called on the ingesting thread after each applied record (replay drives rule evaluation).
   void on_applied(std::function<void()> f) { on_applied_ = std::move(f); }
+  // Tests only: called before each record of a batch is prepared, on the thread preparing it; it
+  // may throw, as a failed allocation there would. wait() rethrows such an error when the batch
+  // reaches that record, after applying every record before it; the next wait() goes on there.
+  void on_prepare(std::function<void(const SourcePos&)> f) { prepare_hook_ = std::move(f); }
   // Partitions revoked (they belong to another replica now): forgets their progress and empties
   // the series built only from them. A series that also holds records of a partition this replica
   // keeps cannot be split: then every series is emptied and the function returns true, and the
@@ -115,13 +120,20 @@ class Engine {
   struct Pipeline;
   struct Worker;
   void helper_run();
-  void prepare_chunk(Worker& w, Job& j, size_t chunk);
+  // Prepares records [max(from, chunk start), chunk end). Returns what a record's preparation
+  // threw (a failed allocation; the test hook), with that record's index in `stopped_at`.
+  std::exception_ptr prepare_chunk(Worker& w, Job& j, size_t chunk, size_t from, size_t& stopped_at) noexcept;
+  // Marks a prepared chunk done, or failed with `error`. Call with Pipeline::mu held.
+  static void finish_chunk(Job& j, size_t chunk, std::exception_ptr error, size_t stopped_at);
   void apply_prepared(const Prepared& p, std::unique_lock<std::mutex>& g);
+  // Applies the job's prepared records [b, e) not applied yet, on the submitting thread.
+  void apply_range(Job& j, size_t b, size_t e);
   std::unique_ptr<Pipeline> pipe_;
   std::vector<CustomExtract> custom_extracts_;
   Record exemplar_rec_;
   std::atomic<int64_t> watermark_{std::numeric_limits<int64_t>::min() / 2};
   std::function<void()> on_applied_;
+  std::function<void(const SourcePos&)> prepare_hook_;
   // Set by ingest() for its one record only; no batch is in flight then (it drains first).
   std::string* detail_sink_ = nullptr;
 };

@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
+#include <new>
+#include <thread>
+
 #include "guardwatch/engine.hpp"
 #include "guardwatch/export.hpp"
 #include "guardwatch/generate.hpp"
@@ -218,6 +222,71 @@ TEST_CASE("engine: an exception out of an apply stops the batch there, and the r
     int64_t end = ref.max_event_ms() + 1;
     bool same_windows = window_report(e, end).dump() == window_report(ref, end).dump();
     CHECK(same_windows);
+  }
+}
+
+// The batch's records are prepared on two threads; a record's preparation that throws (only a
+// failed allocation could, short of the test hook) must surface from wait() in input order, on
+// either thread, and the batch must go on from that record: nothing counted or applied twice.
+TEST_CASE("engine: an exception while a record is prepared surfaces in order, and the batch goes on from that record") {
+  Lines in(5);
+  // Rejected records just before the one that throws: their counts must not double on the redo.
+  const size_t fail_at = 1000;  // 0-based; inside chunk 31 (records 992-1023)
+  for (size_t i = fail_at - 5; i < fail_at; i += 2) in.text[i] = "not json";
+  in.index();
+  REQUIRE(in.views.size() > 2000);
+  Config cfg = gwtest::default_config();
+  Engine ref(cfg);
+  ref.ingest_batch(in.views, in.pos);
+  Engine prefix(cfg);  // what must be applied when the error surfaces: everything before it
+  prefix.ingest_batch({in.views.begin(), in.views.begin() + long(fail_at)}, {in.pos.begin(), in.pos.begin() + long(fail_at)});
+  const uint64_t applied_before = prefix.outcome_count(Outcome::kApplied);
+  REQUIRE(prefix.outcome_count(Outcome::kInvalidJson) >= 3);
+
+  struct Case {
+    int threads;
+    int throws;        // how many preparations of the failing record throw
+    bool any_thread;   // false: the failing record is whichever the helper prepares first
+  };
+  for (Case k : {Case{1, 1, true}, Case{1, 2, true}, Case{2, 1, true}, Case{2, 2, true}, Case{2, 1, false}}) {
+    CAPTURE(k.threads);
+    CAPTURE(k.throws);
+    CAPTURE(k.any_thread);
+    cfg.input_threads = k.threads;
+    Engine e(cfg);
+    uint64_t calls = 0;
+    e.on_applied([&] { ++calls; });
+    const std::thread::id me = std::this_thread::get_id();
+    std::atomic<int64_t> target{k.any_thread ? int64_t(fail_at + 1) : 0};  // a line number
+    std::atomic<int> left{k.throws};
+    std::atomic<bool> on_helper{false};
+    e.on_prepare([&](const SourcePos& p) {
+      if (!k.any_thread && std::this_thread::get_id() != me) {
+        int64_t none = 0;
+        target.compare_exchange_strong(none, p.line);
+      }
+      if (p.line == target.load() && left.fetch_sub(1) > 0) {
+        if (std::this_thread::get_id() != me) on_helper = true;
+        throw std::bad_alloc();
+      }
+    });
+    uint64_t t = e.submit(in.views, in.pos);
+    for (int n = 0; n < k.throws; ++n) {
+      CHECK_THROWS_AS(e.wait(t), std::bad_alloc);
+      if (n == 0 && k.any_thread) CHECK(calls == applied_before);  // in order: all before it applied, none after
+    }
+    e.drain();
+    if (!k.any_thread) CHECK(on_helper.load());
+    CHECK(left.load() <= 0);
+    CHECK(calls == ref.outcome_count(Outcome::kApplied));
+    for (size_t o = 0; o < size_t(Outcome::kCount); ++o) CHECK(e.outcome_count(Outcome(o)) == ref.outcome_count(Outcome(o)));
+    int64_t end = ref.max_event_ms() + 1;
+    bool same_windows = window_report(e, end).dump() == window_report(ref, end).dump();
+    CHECK(same_windows);
+    // The engine keeps working for the next batch.
+    e.on_prepare(nullptr);
+    e.ingest_batch({in.views.begin(), in.views.begin() + 10}, {in.pos.begin(), in.pos.begin() + 10});
+    CHECK(e.records_seen() == ref.records_seen() + 10);
   }
 }
 
