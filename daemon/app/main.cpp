@@ -510,7 +510,8 @@ int cmd_run(const Common& c) {
       if (!source->run(eng, stop)) rc = 1;
     } catch (const std::exception& e) {
       // The input failed: the process stops with an error (exit 1), as a failed start does.
-      log::error("input {}: {}: stopping", source->describe(), e.what());
+      // The count tells what the partitions' next owner skips (Kafka commits what was applied).
+      log::error("input {}: {}: stopping ({} records applied)", source->describe(), e.what(), eng.outcome_count(Outcome::kApplied));
       rc = 1;
       stop = true;
       boost::asio::post(io, [&] {

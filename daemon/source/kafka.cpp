@@ -91,7 +91,9 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   bool suspect_down = false;
   bool ignore_all_down = std::getenv("GUARDWATCH_TEST_IGNORE_ALL_BROKERS_DOWN") != nullptr;
   std::function<void()> flush;  // applies the messages consumed but not yet applied
-  // Test hook (tests/unit/kafka_fault_test.cpp): run() throws once this many records are consumed.
+  // Test hook (kafka_fault_test.cpp, kafka_stop.py): once this many records are consumed, run()
+  // throws right after it submits its next batch (full, or at a pause in the input), so the
+  // engine holds a batch whose offsets are not stored yet: the case the way out has to finish.
   uint64_t throw_after = [] {
     const char* n = std::getenv("GUARDWATCH_TEST_THROW_AFTER_RECORDS");
     return n ? std::strtoull(n, nullptr, 10) : 0;
@@ -646,11 +648,14 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
     b.ticket = engine.submit(b.views, b.positions);
     b.submitted = true;
   };
+  auto finish_submitted = [&] {
+    for (size_t k : {cur ^ 1, cur})
+      if (batches[k].submitted) finish(batches[k]);
+  };
   im.flush = [&] {
     submit();
     engine.drain();
-    for (size_t k : {cur ^ 1, cur})
-      if (batches[k].submitted) finish(batches[k]);
+    finish_submitted();
   };
   auto next_batch = [&] {  // the current batch is full: submit it, collect the next meanwhile
     submit();
@@ -661,6 +666,12 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
     }
     cur ^= 1;
   };
+  auto test_throw = [&] {  // the hook above; never from a librdkafka callback
+    if (!im.throw_after || im.fw.msgs < im.throw_after) [[likely]]
+      return;
+    submit();
+    throw std::runtime_error("kafka: test exception after " + std::to_string(im.fw.msgs) + " records");
+  };
   {
     std::lock_guard g(im.mu);
     im.fw.queue = rd_kafka_queue_get_consumer(c->c_ptr());
@@ -668,24 +679,29 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
   // Leaving the loop by an exception (none is expected; a failed allocation would be one): the
   // waker thread is joined (a joinable std::thread's destruction ends the process in
   // std::terminate), the engine finishes with the batches' messages before they are freed, and
-  // the flush that refers to this frame goes before the consumer's close() can call it. Only the
-  // offsets of finished batches are stored: the partitions' next owner reads the rest again.
+  // the flush that refers to this frame goes before the consumer's close() can call it. The
+  // offsets of every record applied are stored, those of the batches the engine just finished
+  // too, so the partitions' next owner reads on after them; only when finishing them fails as
+  // well are theirs left out (the next owner reads them again: at least once, as after a crash).
+  // The batch being collected was never submitted: its records are neither applied nor stored.
   struct Unwind {
     Impl& im;
     Engine& engine;
+    decltype(finish_submitted)& finish_in_hand;
     ~Unwind() {
       im.stop_fetch_waker();
       if (!im.flush) return;  // the normal way out did all this
       im.flush = nullptr;
       try {
         engine.drain();
-        im.store_pending();  // the offsets of the records applied in finished batches
+        finish_in_hand();
+        im.store_pending();  // committed by the revoke when the source leaves the group
       } catch (const std::exception& e) {
         log::error("kafka: applying the batches in hand after an error failed too: {}", e.what());
       } catch (...) {
       }
     }
-  } unwind{im, engine};
+  } unwind{im, engine, finish_submitted};
   im.start_fetch_waker(c);
   while (!stop.load(std::memory_order_relaxed)) {
     bool idle = batches[cur].msgs.empty() && !batches[cur ^ 1].submitted;
@@ -707,11 +723,15 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
         ++im.fw.msgs;
         b.msgs.push_back(std::move(msg));
         if (!im.st.broker_up) im.mark_up();
-        if (b.msgs.size() >= kBatch) next_batch();
+        if (b.msgs.size() >= kBatch) {
+          next_batch();
+          test_throw();
+        }
         break;
       }
       case RD_KAFKA_RESP_ERR__TIMED_OUT:
       case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+        test_throw();
         im.flush();
         break;
       default: {
@@ -727,7 +747,6 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
     // 200 ms offset store, the 1 s lag refresh and the watchdog's loop age.
     if (++loop_iterations % 64 != 0 && !batches[cur].msgs.empty()) continue;
     im.wake_fetcher_if_drained();
-    if (im.throw_after && im.fw.msgs >= im.throw_after) throw std::runtime_error("kafka: test exception after " + std::to_string(im.fw.msgs) + " records");
     auto now = clock::now();
     im.loop_steady_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(),
                             std::memory_order_relaxed);

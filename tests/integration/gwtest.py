@@ -84,10 +84,14 @@ class Daemon:
         self.url = wait_for(self._address, 30, "the daemon's listen address")
 
     def _address(self):
-        if self.proc.poll() is not None:
-            raise AssertionError("daemon exited early:\n" + open(self.log_path).read())
+        # The log first: a daemon that is meant to stop by itself may have done so already.
+        exited = self.proc.poll() is not None
         m = re.search(r"listening on (https?://[0-9.:]+)", open(self.log_path).read())
-        return m.group(1) if m else None
+        if m:
+            return m.group(1)
+        if exited:
+            raise AssertionError("daemon exited early:\n" + open(self.log_path).read())
+        return None
 
     def metrics(self):
         return parse_metrics(http_get(self.url + "/metrics")[1])

@@ -16,9 +16,14 @@ records read:
 2. a second daemon in the same group (no rewind) then reads only the records produced after,
    within seconds: the first one left the group, so the broker does not wait for its session
    to expire (45 s) before the second gets the partitions.
-3. a daemon whose consume loop fails (a test hook throws once it has read 200 records) stops by
-   itself with exit 1 and the error in its log, rather than in std::terminate or a crash.
+3. a daemon whose consume loop fails (a test hook throws right after it submits a full batch) stops by
+   itself with exit 1 and the error and its count of applied records in its log, rather than in
+   std::terminate or a crash;
+4. and on that path too it committed exactly what it applied (the batch the engine held when the
+   loop failed included) and left the group: the next daemon gets the partitions within seconds,
+   not after the failed one's session (45 s), and applies every other record, once.
 """
+import re
 import os
 import sys
 import time
@@ -60,16 +65,34 @@ with stopped_cleanly(Daemon(binary, no_rewind)) as d:
     assert applied(d) == N2, f"the next owner applied {applied(d)} records, want only the {N2} new ones"
 print(f"ok: the final commit covered all {N1} records: the next owner read only the {N2} new ones")
 
-# An exception out of the consume loop: exit 1 with the error logged, not an abort.
-N3 = 500
-d = Daemon(binary, no_rewind, env={"GUARDWATCH_TEST_THROW_AFTER_RECORDS": "200"})
+# An exception out of the consume loop: exit 1 with the error logged, not an abort. The records
+# are produced first, so the daemon reads full batches (1,024 records); the hook throws right
+# after the first full batch is submitted, while the engine holds it.
+N3 = 5000
+produce(binary, brokers, topic, 3, N3)
+d = Daemon(binary, no_rewind, env={"GUARDWATCH_TEST_THROW_AFTER_RECORDS": "1"})
 try:
-    produce(binary, brokers, topic, 3, N3)
     rc = d.proc.wait(30)
 except BaseException:
     d.kill()
     raise
 out = d.output()
 assert rc == 1, f"a failed consume loop: exit {rc}, want 1\n{out[-4000:]}"
-assert "test exception after" in out and "stopping" in out, f"the error is not logged:\n{out[-4000:]}"
-print("ok: an exception out of the consume loop: exit 1, logged")
+m = re.search(r"test exception after \d+ records: stopping \((\d+) records applied\)", out)
+assert m, f"the error is not logged:\n{out[-4000:]}"
+applied_before = int(m.group(1))
+print(f"ok: an exception out of the consume loop: exit 1, logged ({applied_before} records applied)")
+
+# The failed daemon's way out committed exactly what it applied and left the group: the next
+# owner starts at once, and reads every other record, once.
+t0 = time.time()
+with stopped_cleanly(Daemon(binary, no_rewind)) as d:
+    want = N3 - applied_before
+    wait_for(lambda: applied(d) >= want, 20,
+             f"the {want} records the failed daemon had not applied, within 20 s (it left the group)")
+    took = time.time() - t0
+    time.sleep(1)
+    got = applied(d)
+    assert got == want, (f"the next owner applied {got} records, want {want}: the failed daemon applied {applied_before} "
+                         f"of {N3} and committed {N3 - got}")
+print(f"ok: after the failure the next owner read the other {got} records, after {took:.1f} s")
