@@ -11,12 +11,14 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "guardwatch/config.hpp"
 #include "guardwatch/log.hpp"
@@ -293,9 +295,33 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
     dirty = false;
   }
 
+  // What the engine threw inside a rebalance callback. An exception must not unwind through
+  // librdkafka's C frames (std::terminate at best), so the callback keeps it, finishes handing the
+  // partitions over, and run() rethrows it once the poll that served the callback has returned.
+  std::exception_ptr callback_error;
+  // Test hook (tests/integration/kafka_stop.py): the first revoke's flush throws.
+  bool throw_in_revoke = std::getenv("GUARDWATCH_TEST_THROW_IN_REVOKE") != nullptr;
+  template <class F>
+  void guarded(F&& f) {
+    try {
+      f();
+    } catch (...) {
+      if (!callback_error) callback_error = std::current_exception();
+    }
+  }
+
   void rebalance_cb(RdKafka::KafkaConsumer* c, RdKafka::ErrorCode err, std::vector<RdKafka::TopicPartition*>& parts) override {
     bool cooperative = c->rebalance_protocol() == "COOPERATIVE";
-    if (flush) flush();
+    // The batches in hand are applied and their offsets noted before the partitions change hands;
+    // if that fails, they are neither stored nor committed here (the next owner reads them again).
+    if (flush)
+      guarded([&] {
+        if (throw_in_revoke && err != RdKafka::ERR__ASSIGN_PARTITIONS) {
+          throw_in_revoke = false;
+          throw std::runtime_error("kafka: test exception in a revoke");
+        }
+        flush();
+      });
     {
       std::lock_guard g(mu);
       ++st.rebalances;
@@ -338,7 +364,10 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
       }
       publish_warm();
       // Empty what the revoked partitions brought, so the union over replicas stays exact.
-      if (engine && !closing && engine->revoke_partitions(gone) && cooperative && rewind_ms.load() > 0) rebuild = true;
+      if (engine && !closing)
+        guarded([&] {
+          if (engine->revoke_partitions(gone) && cooperative && rewind_ms.load() > 0) rebuild = true;
+        });
       if (cooperative) {
         if (auto e = c->incremental_unassign(parts)) log::error("kafka: incremental_unassign: {}", e->str());
       } else {
@@ -707,6 +736,8 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
     bool idle = batches[cur].msgs.empty() && !batches[cur ^ 1].submitted;
     // What consume() does, minus the wrapper: rebalance and event callbacks are served here too.
     Message msg(rd_kafka_consumer_poll(c->c_ptr(), idle ? 100 : 0));
+    if (im.callback_error) [[unlikely]]
+      std::rethrow_exception(std::exchange(im.callback_error, nullptr));
     switch (msg ? msg->err : RD_KAFKA_RESP_ERR__TIMED_OUT) {
       case RD_KAFKA_RESP_ERR_NO_ERROR: {
         Batch& b = batches[cur];

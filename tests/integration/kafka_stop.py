@@ -22,9 +22,14 @@ records read:
 4. and on that path too it committed exactly what it applied (the batch the engine held when the
    loop failed included) and left the group: the next daemon gets the partitions within seconds,
    not after the failed one's session (45 s), and applies every other record, once.
+5. an error inside a rebalance callback (a test hook throws where the revoke applies the batches in
+   hand, as a failed allocation could) must not unwind through librdkafka: the daemon finishes
+   handing the partitions over, stops with exit 1 and the error logged, and the member whose
+   joining caused the revoke goes on with every partition and no record read twice.
 """
-import re
 import os
+import re
+import subprocess
 import sys
 import time
 import uuid
@@ -96,3 +101,26 @@ with stopped_cleanly(Daemon(binary, no_rewind)) as d:
     assert got == want, (f"the next owner applied {got} records, want {want}: the failed daemon applied {applied_before} "
                          f"of {N3} and committed {N3 - got}")
 print(f"ok: after the failure the next owner read the other {got} records, after {took:.1f} s")
+
+# An error in a rebalance callback: kept there, rethrown by the consume loop after the poll.
+N5, N6 = 400, 300
+produce(binary, brokers, topic, 5, N5)
+a = Daemon(binary, no_rewind, env={"GUARDWATCH_TEST_THROW_IN_REVOKE": "1"})
+try:
+    wait_for(lambda: applied(a) == N5, 30, f"the first member applies the {N5} records")
+    with stopped_cleanly(Daemon(binary, no_rewind)) as b:  # joins: the first member's revoke throws
+        try:
+            rc = a.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the member whose revoke failed did not stop:\n" + a.output()[-4000:])
+        out = a.output()
+        assert rc == 1, f"an error in a revoke: exit {rc}, want 1\n{out[-4000:]}"
+        assert f"test exception in a revoke: stopping ({N5} records applied)" in out, f"not logged:\n{out[-4000:]}"
+        produce(binary, brokers, topic, 6, N6)
+        wait_for(lambda: applied(b) >= N6, 30, f"the other member applies the {N6} new records")
+        time.sleep(1)
+        assert applied(b) == N6, f"the other member applied {applied(b)} records, want the {N6} new ones only"
+finally:
+    if a.proc.poll() is None:
+        a.kill()
+print(f"ok: an error in a revoke: exit 1, logged; the other member read on with the {N6} new records only")
