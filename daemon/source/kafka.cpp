@@ -296,8 +296,9 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   }
 
   // What the engine threw inside a rebalance callback. An exception must not unwind through
-  // librdkafka's C frames (std::terminate at best), so the callback keeps it, finishes handing the
-  // partitions over, and run() rethrows it once the poll that served the callback has returned.
+  // librdkafka's C frames: that is undefined, and with Debian's build (unwind tables) it gets
+  // through while skipping what librdkafka does after the callback. So the callback keeps it,
+  // finishes handing the partitions over, and run() rethrows it once the poll has returned.
   std::exception_ptr callback_error;
   // Test hook (tests/integration/kafka_stop.py): the first revoke's flush throws.
   bool throw_in_revoke = std::getenv("GUARDWATCH_TEST_THROW_IN_REVOKE") != nullptr;
