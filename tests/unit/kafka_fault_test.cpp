@@ -147,7 +147,7 @@ TEST_CASE("kafka faults: an exception out of the consume loop reaches the caller
     produce(m.brokers, topic, 300, 1);
     REQUIRE(wait_until([&] { return first.records_seen() >= 300; }, 30));
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // their offsets are stored by now
-    produce(m.brokers, topic, 3000, 2);  // the hook throws after the first full batch (1,024) of these
+    produce(m.brokers, topic, 3000, 2);  // past 600 read, the hook throws right after the next batch is submitted
     t.join();  // run() ends by itself, with the exception
   }  // the source closes: the stored offsets are committed
   CHECK(what.find("test exception") != std::string::npos);
