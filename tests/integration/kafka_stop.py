@@ -25,7 +25,10 @@ records read:
 5. an error inside a rebalance callback (a test hook throws where the revoke applies the batches in
    hand, as a failed allocation could) must not unwind through librdkafka: the daemon finishes
    handing the partitions over, stops with exit 1 and the error logged, and the member whose
-   joining caused the revoke goes on with every partition and no record read twice.
+   joining caused the revoke goes on with every partition and no record read twice. Here the
+   unsubscribe often meets a rebalance in flight, which librdkafka postpones it behind: a close()
+   right after the revoke, before librdkafka had sent LeaveGroup, left the other member with one
+   partition of three until the failed one's session expired (about 1 run in 4, and once in CI).
 """
 import os
 import re
@@ -117,7 +120,10 @@ try:
         assert rc == 1, f"an error in a revoke: exit {rc}, want 1\n{out[-4000:]}"
         assert f"test exception in a revoke: stopping ({N5} records applied)" in out, f"not logged:\n{out[-4000:]}"
         produce(binary, brokers, topic, 6, N6)
-        wait_for(lambda: applied(b) >= N6, 30, f"the other member applies the {N6} new records")
+        try:
+            wait_for(lambda: applied(b) >= N6, 30, f"the other member applies the {N6} new records")
+        except AssertionError as e:  # the failed member's log says whether it left the group
+            raise AssertionError(f"{e}\nthe failed member's log:\n{out[-6000:]}") from None
         time.sleep(1)
         assert applied(b) == N6, f"the other member applied {applied(b)} records, want the {N6} new ones only"
 finally:
