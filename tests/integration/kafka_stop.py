@@ -29,6 +29,8 @@ records read:
    unsubscribe often meets a rebalance in flight, which librdkafka postpones it behind: a close()
    right after the revoke, before librdkafka had sent LeaveGroup, left the other member with one
    partition of three until the failed one's session expired (about 1 run in 4, and once in CI).
+6. a static member (`group.instance.id`) leaves the group on a SIGTERM too, quickly: the next
+   member gets the partitions at once and reads only newer records.
 """
 import os
 import re
@@ -130,3 +132,31 @@ finally:
     if a.proc.poll() is None:
         a.kill()
 print(f"ok: an error in a revoke: exit 1, logged; the other member read on with the {N6} new records only")
+
+# Static membership (group.instance.id): librdkafka sends no LeaveGroup when such a member's
+# consumer closes, but it does on the unsubscribe that every stop starts with, and clears the
+# member id as it does; the stop waits for that (no 5 s wait, no warning), and the next member gets
+# every partition at once, not after the static member's session (45 s).
+N7, N8 = 200, 300
+static = no_rewind.replace("  properties:\n", '  properties:\n    group.instance.id: "gw-static-0"\n', 1)
+assert static != no_rewind
+produce(binary, brokers, topic, 7, N7)
+with stopped_cleanly(Daemon(binary, static)) as d:
+    wait_for(lambda: applied(d) >= N7 and d.ready(), 30, f"the static member applies the {N7} records")
+    time.sleep(0.5)
+    t0 = time.time()
+    rc = d.stop()
+    took = time.time() - t0
+    out = d.output()
+    assert rc == 0, f"the static member's stop: exit {rc}\n{out[-4000:]}"
+    assert "after leaving the group" not in out, f"leaving the group did not complete:\n{out[-4000:]}"
+    assert took < 2.0, f"the static member took {took:.2f} s to stop\n{out[-4000:]}"
+t0 = time.time()
+with stopped_cleanly(Daemon(binary, no_rewind)) as d:
+    produce(binary, brokers, topic, 8, N8)
+    wait_for(lambda: applied(d) >= N8, 15, f"the {N8} new records, within 15 s (the static member left the group)")
+    took_next = time.time() - t0
+    time.sleep(1)
+    assert applied(d) == N8, f"the next member applied {applied(d)} records, want only the {N8} new ones"
+print(f"ok: a static member (group.instance.id) stopped in {took:.2f} s and left the group: "
+      f"the next member read the {N8} new records only, {took_next:.1f} s after it started")
