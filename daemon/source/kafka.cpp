@@ -84,6 +84,10 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   bool rebuild = false;  // a revoke emptied every series: re-read the kept partitions too
   bool closing = false;  // the revoke of close(): this process stops, its windows stay for the read-out
   bool abandoned = false;  // the consumer was left undestroyed at shutdown (no broker): see run()
+  // A static member (group.instance.id, KIP-345) keeps its place in the group when it stops: its
+  // partitions wait for it (up to session.timeout.ms) instead of moving to another replica and
+  // back, each move a warm-up. See stop_consumer().
+  std::string instance_id;
   // A connection error was reported (under mu): the next lag refresh asks for metadata, and if
   // no broker answers, reports the broker down. librdkafka raises ALL_BROKERS_DOWN only from the
   // broker whose disconnection makes every counted broker down, and does not count brokers
@@ -395,6 +399,24 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
   // (tests/integration/kafka_stop.py, step 5, about 1 run in 4). librdkafka clears the member id
   // just before it queues the LeaveGroup, and close() then waits for the reply: so the loop waits
   // for that too.
+  // The end of every stop: leaves the group and closes the consumer, or for a static member
+  // closes it only. librdkafka (2.0.2) sends LeaveGroup on an unsubscribe even for a static
+  // member, so leaving first would give its partitions away at every restart; close() revokes
+  // them locally and keeps the member in the group. The coordinator gives them back when a member
+  // with the same group.instance.id joins within session.timeout.ms, with no rebalance for the
+  // other members; after that they go to the others. (The hang leave_group() avoids needs an
+  // assignment arriving during close(), that is a rebalance in flight, which a restart of a static
+  // member does not start; if one does meet the close, the shutdown deadline ends the process.)
+  void stop_consumer() {
+    if (instance_id.empty()) {
+      leave_group();
+    } else {
+      log::info("kafka: static member {} (group.instance.id): its partitions wait for it for up to session.timeout.ms",
+                instance_id);
+    }
+    consumer->close();
+  }
+
   void leave_group() {
     auto* c = consumer.get();
     if (auto e = c->unsubscribe(); e != RdKafka::ERR_NO_ERROR) {
@@ -571,6 +593,7 @@ KafkaSource::KafkaSource(const Config& cfg) : impl_(std::make_unique<Impl>(cfg))
   // 148 MiB against 408 MiB).
   for (auto& [k, v] : cfg.kafka_properties) set(k, v);
   set("enable.auto.offset.store", "false");
+  if (auto it = cfg.kafka_properties.find("group.instance.id"); it != cfg.kafka_properties.end()) impl_->instance_id = it->second;
   {
     auto it = cfg.kafka_properties.find("auto.offset.reset");
     std::string reset = it == cfg.kafka_properties.end() ? "earliest" : it->second;
@@ -595,8 +618,7 @@ KafkaSource::~KafkaSource() {
   // to expire.
   if (!impl_->consumer) return;
   impl_->closing = true;
-  impl_->leave_group();
-  impl_->consumer->close();
+  impl_->stop_consumer();
 }
 
 std::string KafkaSource::describe() const {
@@ -846,8 +868,7 @@ bool KafkaSource::run(Engine& engine, const std::atomic<bool>& stop) {
   // started before the stop reaches this consumer only while it shuts down.
   if (const char* d = std::getenv("GUARDWATCH_TEST_CLOSE_DELAY_MS"))
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(d)));
-  im.leave_group();
-  c->close();
+  im.stop_consumer();
   im.consumer.reset();
   return true;
 }

@@ -29,8 +29,9 @@ records read:
    unsubscribe often meets a rebalance in flight, which librdkafka postpones it behind: a close()
    right after the revoke, before librdkafka had sent LeaveGroup, left the other member with one
    partition of three until the failed one's session expired (about 1 run in 4, and once in CI).
-6. a static member (`group.instance.id`) leaves the group on a SIGTERM too, quickly: the next
-   member gets the partitions at once and reads only newer records.
+6. a static member (`group.instance.id`) stops quickly too, but keeps its place in the group: its
+   partitions wait for it, and when it comes back it gets them without a rebalance of the other
+   member, and every record produced meanwhile is read once.
 """
 import os
 import re
@@ -133,30 +134,60 @@ finally:
         a.kill()
 print(f"ok: an error in a revoke: exit 1, logged; the other member read on with the {N6} new records only")
 
-# Static membership (group.instance.id): librdkafka sends no LeaveGroup when such a member's
-# consumer closes, but it does on the unsubscribe that every stop starts with, and clears the
-# member id as it does; the stop waits for that (no 5 s wait, no warning), and the next member gets
-# every partition at once, not after the static member's session (45 s).
+# Static membership (group.instance.id, KIP-345): a static member that stops keeps its place in
+# the group, so a restart within session.timeout.ms gets its partitions back with no rebalance:
+# the other member's partitions and rebalance count do not change, and nothing moves back and
+# forth (each move a warm-up). librdkafka sends LeaveGroup on an unsubscribe even for a static
+# member, so the stop must not start with one (it did until session 20: the other member took the
+# partitions at once and gave them back at the restart).
 N7, N8 = 200, 300
 static = no_rewind.replace("  properties:\n", '  properties:\n    group.instance.id: "gw-static-0"\n', 1)
 assert static != no_rewind
-produce(binary, brokers, topic, 7, N7)
-with stopped_cleanly(Daemon(binary, static)) as d:
-    wait_for(lambda: applied(d) >= N7 and d.ready(), 30, f"the static member applies the {N7} records")
-    time.sleep(0.5)
-    t0 = time.time()
-    rc = d.stop()
-    took = time.time() - t0
-    out = d.output()
-    assert rc == 0, f"the static member's stop: exit {rc}\n{out[-4000:]}"
-    assert "after leaving the group" not in out, f"leaving the group did not complete:\n{out[-4000:]}"
-    assert took < 2.0, f"the static member took {took:.2f} s to stop\n{out[-4000:]}"
-t0 = time.time()
-with stopped_cleanly(Daemon(binary, no_rewind)) as d:
+
+
+def partitions(d):
+    return {dict(ls)["partition"] for (n, ls), _ in d.metrics().items() if n == "guardwatch_kafka_consumer_lag_messages"}
+
+
+def rebalances(d):
+    return int(sum(metric(d.metrics(), "guardwatch_kafka_rebalances_total")))
+
+
+with stopped_cleanly(Daemon(binary, no_rewind)) as b:
+    a = Daemon(binary, static)
+    with stopped_cleanly(a):
+        wait_for(lambda: len(partitions(a)) + len(partitions(b)) == 3 and partitions(a) and partitions(b) and a.ready(), 30,
+                 "the static member and the other one share the 3 partitions")
+        produce(binary, brokers, topic, 7, N7)
+        wait_for(lambda: applied(a) + applied(b) >= N7, 30, f"the two members apply the {N7} records")
+        time.sleep(1)
+        assert applied(a) + applied(b) == N7, f"applied {applied(a)} + {applied(b)}, want {N7}"
+        mine, theirs, reb_b = partitions(a), partitions(b), rebalances(b)
+        t0 = time.time()
+        rc = a.stop()
+        took = time.time() - t0
+        out = a.output()
+        assert rc == 0, f"the static member's stop: exit {rc}\n{out[-4000:]}"
+        assert "static member gw-static-0" in out, f"the stop did not keep the membership:\n{out[-4000:]}"
+        assert took < 2.0, f"the static member took {took:.2f} s to stop\n{out[-4000:]}"
+    b_before = applied(b)
     produce(binary, brokers, topic, 8, N8)
-    wait_for(lambda: applied(d) >= N8, 15, f"the {N8} new records, within 15 s (the static member left the group)")
-    took_next = time.time() - t0
-    time.sleep(1)
-    assert applied(d) == N8, f"the next member applied {applied(d)} records, want only the {N8} new ones"
-print(f"ok: a static member (group.instance.id) stopped in {took:.2f} s and left the group: "
-      f"the next member read the {N8} new records only, {took_next:.1f} s after it started")
+    time.sleep(3)  # the static member is away; its partitions wait for it
+    assert partitions(b) == theirs and rebalances(b) == reb_b, (
+        f"the other member took partitions {sorted(partitions(b))} (had {sorted(theirs)}; rebalances {reb_b} -> "
+        f"{rebalances(b)}) while the static member was away: it left the group")
+    t0 = time.time()
+    a2 = Daemon(binary, static)
+    with stopped_cleanly(a2):
+        wait_for(lambda: applied(a2) + applied(b) - b_before >= N8, 20,
+                 f"the {N8} new records, read by the restarted static member and the other one")
+        took_back = time.time() - t0
+        time.sleep(1)
+        got = applied(a2) + applied(b) - b_before
+        assert got == N8, f"applied {got} of the new records, want {N8} (each once)"
+        assert partitions(a2) == mine, f"the restarted static member has {sorted(partitions(a2))}, had {sorted(mine)}"
+        assert partitions(b) == theirs and rebalances(b) == reb_b, (
+            f"the other member went through a rebalance at the restart: partitions {sorted(partitions(b))} "
+            f"(had {sorted(theirs)}), rebalances {reb_b} -> {rebalances(b)}")
+print(f"ok: a static member (group.instance.id) stopped in {took:.2f} s and kept its place: back {took_back:.1f} s after "
+      f"its restart with partitions {sorted(mine)}; the other member saw no rebalance; the {N8} new records read once")
