@@ -21,6 +21,7 @@ os.makedirs(out, exist_ok=True)
 # kind, OpenAPI document, schema name
 K8S = [
     ("Deployment", "apis__apps__v1_openapi.json", "io.k8s.api.apps.v1.Deployment", "apps", "v1"),
+    ("StatefulSet", "apis__apps__v1_openapi.json", "io.k8s.api.apps.v1.StatefulSet", "apps", "v1"),
     ("Service", "api__v1_openapi.json", "io.k8s.api.core.v1.Service", "", "v1"),
     ("ConfigMap", "api__v1_openapi.json", "io.k8s.api.core.v1.ConfigMap", "", "v1"),
     ("Secret", "api__v1_openapi.json", "io.k8s.api.core.v1.Secret", "", "v1"),

@@ -48,13 +48,34 @@ for d in docs:
             open(sys.argv[2] + "/rules/" + k, "w").write(v)
 print("   rendered:", ", ".join(kinds))
 PY
-  KAFKA_USERNAME=u KAFKA_PASSWORD=p "$binary" check --config "$work/$name/guardwatch.yaml" 2>/dev/null | grep -v "^ok   kafka" >"$work/check.out" \
+  KAFKA_USERNAME=u KAFKA_PASSWORD=p POD_NAME=guardwatch-all-0 "$binary" check --config "$work/$name/guardwatch.yaml" 2>/dev/null | grep -v "^ok   kafka" >"$work/check.out" \
     || { cat "$work/check.out"; echo "FAIL: rendered config does not pass guardwatch check ($name)"; exit 1; }
   grep -q "^ok   rules" "$work/check.out" || { cat "$work/check.out"; echo "FAIL: rendered rules ($name)"; exit 1; }
   echo "ok: $name values: helm lint, template, kubeconform -strict, guardwatch check of the rendered config"
 done
 grep -q "kind: ServiceMonitor" "$work/all-on.yaml" && grep -q "kind: PrometheusRule" "$work/all-on.yaml" \
   && grep -q "kind: NetworkPolicy" "$work/all-on.yaml" || { echo "FAIL: all-on values did not render every optional object"; exit 1; }
+# staticMembership: a StatefulSet whose pods are static group members named after themselves; by
+# default a Deployment with no group.instance.id (a Deployment's pod names change at every restart).
+python3 - "$work/all-on.yaml" "$work/default.yaml" <<'PY' || { echo "FAIL: staticMembership"; exit 1; }
+import sys, yaml
+def load(path):
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    work = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+    assert len(work) == 1, [d["kind"] for d in work]
+    cfg = next(yaml.safe_load(d["data"]["guardwatch.yaml"]) for d in docs if d["kind"] == "ConfigMap" and "guardwatch.yaml" in d["data"])
+    return work[0], cfg
+w, cfg = load(sys.argv[1])
+assert w["kind"] == "StatefulSet", w["kind"]
+assert cfg["kafka"]["properties"]["group.instance.id"] == "${POD_NAME}", cfg["kafka"]["properties"]
+env = {e["name"]: e for e in w["spec"]["template"]["spec"]["containers"][0]["env"]}
+assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name", env.get("POD_NAME")
+assert "KAFKA_USERNAME" in env and "TZ" in env, sorted(env)  # the other variables stay
+w, cfg = load(sys.argv[2])
+assert w["kind"] == "Deployment", w["kind"]
+assert "group.instance.id" not in cfg.get("kafka", {}).get("properties", {}), cfg["kafka"]
+PY
+echo "ok: staticMembership renders a StatefulSet of static members (group.instance.id: \${POD_NAME}); the default a Deployment"
 
 # The validation bites: a misspelt securityContext field must be rejected.
 "$helm" template gw "$chart" --kube-version "$KUBE_VERSION" --set-json 'securityContext={"readOnlyRootFileSystem":true}' >"$work/bad.yaml"

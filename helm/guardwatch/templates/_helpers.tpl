@@ -40,6 +40,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $cfg := deepCopy .Values.config -}}
 {{- $_ := set $cfg "listen" (printf "0.0.0.0:%d" (int .Values.service.port)) -}}
 {{- $_ := set $cfg "rules" (list "/etc/guardwatch/rules") -}}
+{{- if .Values.staticMembership -}}
+{{- $kafka := default dict $cfg.kafka -}}
+{{- $props := default dict $kafka.properties -}}
+{{- $_ := set $props "group.instance.id" "${POD_NAME}" -}}
+{{- $_ := set $kafka "properties" $props -}}
+{{- $_ := set $cfg "kafka" $kafka -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
 
