@@ -385,20 +385,6 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
     }
   }
 
-  // Leaves the consumer group before close(), serving the rebalance callbacks until nothing is
-  // assigned, so that close() finds no rebalance in flight: librdkafka before 2.4 can hang in
-  // close() when a cooperative assignment is handled while it closes (confluentinc/librdkafka#4527).
-  // Messages that still arrive are dropped unapplied, their offsets not stored: the next owner
-  // reads them.
-  //
-  // An empty assignment is not enough: after the revoke librdkafka (2.0.2) commits the unassigned
-  // partitions and only then sends LeaveGroup, and a close() before that terminates the group
-  // without it. The partitions' next owner then waits for this member's session to expire (45 s).
-  // Seen when a rebalance was in flight at the unsubscribe, which librdkafka postpones until the
-  // rebalance completes: the revoke came late in a poll, and the next check closed 6 ms later
-  // (tests/integration/kafka_stop.py, step 5, about 1 run in 4). librdkafka clears the member id
-  // just before it queues the LeaveGroup, and close() then waits for the reply: so the loop waits
-  // for that too.
   // The end of every stop: leaves the group and closes the consumer, or for a static member
   // closes it only. librdkafka (2.0.2) sends LeaveGroup on an unsubscribe even for a static
   // member, so leaving first would give its partitions away at every restart; close() revokes
@@ -417,6 +403,20 @@ struct KafkaSource::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb 
     consumer->close();
   }
 
+  // Leaves the consumer group before close(), serving the rebalance callbacks until nothing is
+  // assigned, so that close() finds no rebalance in flight: librdkafka before 2.4 can hang in
+  // close() when a cooperative assignment is handled while it closes (confluentinc/librdkafka#4527).
+  // Messages that still arrive are dropped unapplied, their offsets not stored: the next owner
+  // reads them.
+  //
+  // An empty assignment is not enough: after the revoke librdkafka (2.0.2) commits the unassigned
+  // partitions and only then sends LeaveGroup, and a close() before that terminates the group
+  // without it. The partitions' next owner then waits for this member's session to expire (45 s).
+  // Seen when a rebalance was in flight at the unsubscribe, which librdkafka postpones until the
+  // rebalance completes: the revoke came late in a poll, and the next check closed 6 ms later
+  // (tests/integration/kafka_stop.py, step 5, about 1 run in 4). librdkafka clears the member id
+  // just before it queues the LeaveGroup, and close() then waits for the reply: so the loop waits
+  // for that too.
   void leave_group() {
     auto* c = consumer.get();
     if (auto e = c->unsubscribe(); e != RdKafka::ERR_NO_ERROR) {
