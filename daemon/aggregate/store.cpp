@@ -280,6 +280,34 @@ WindowAgg Store::query(const Series& s, int64_t end_ms, int64_t length_ms, const
   return w;
 }
 
+size_t Store::expire(int64_t cutoff_ms) {
+  // An emptied series (clear_series: no sources, last_ts_ms 0) goes too.
+  auto idle = [&](const Series& s) { return s.last_ts_ms < cutoff_ms || (s.sources.empty() && s.last_ts_ms == 0); };
+  size_t n = 0;
+  for (auto& s : series_) n += idle(*s);
+  if (!n) return 0;
+  if (other_ && idle(*other_)) other_ = nullptr;
+  std::erase_if(series_, [&](const std::unique_ptr<Series>& s) { return idle(*s); });
+  // What pointed at the removed series, and the label values only they held, are rebuilt from the
+  // series that stay: every series but the global cap's is indexed under its labels' key. A value
+  // a cap admitted without a series being made for it is forgotten too.
+  index_.clear();
+  folded_keys_.clear();
+  folded_key_bytes_ = 0;
+  for (auto& seen : seen_values_) seen.clear();
+  std::string key;
+  for (auto& s : series_) {
+    if (s.get() == other_) continue;
+    key.clear();
+    for (size_t i = 0; i < s->labels.size(); ++i) {
+      append_key(key, s->labels[i]);
+      if (i < seen_values_.size() && s->labels[i] != kOther) seen_values_[i].insert(s->labels[i]);
+    }
+    index_.emplace(key, s.get());
+  }
+  return n;
+}
+
 int64_t Store::first_data_ms(int64_t from) const {
   int64_t first = std::numeric_limits<int64_t>::max();
   for (auto& sp : series_)

@@ -173,6 +173,60 @@ TEST_CASE("store: a folded label set counts on every record, also once its fold 
   CHECK(st.memory_bytes() >= kept);
 }
 
+TEST_CASE("store: expire drops idle series, frees their label values for new ones and keeps the rest intact") {
+  Config cfg = gwtest::config("series: {max_values_per_label: 2, max_series: 3}");
+  MetricRegistry reg;
+  Store st(cfg, reg, {"model", "model_version", "endpoint", "variant"});
+  constexpr int64_t H = 3'600'000;
+  // Model a's version v1 until T0, its v2 later; model b (v1) later too.
+  st.add(st.series_for({"a", "v1", "chat", "c"}), T0 - H, obs(reg, true, 1));
+  st.add(st.series_for({"a", "v1", "chat", "c"}), T0, obs(reg, true, 1));
+  st.add(st.series_for({"b", "v1", "chat", "c"}), T0 + 2 * H, obs(reg, false, 2));
+  st.add(st.series_for({"a", "v2", "chat", "c"}), T0 + 2 * H, obs(reg, false, 3));
+  // The version cap (2) is full, and so is max_series (3): a third version folds whole.
+  Series& other = st.series_for({"a", "v3", "chat", "c"});
+  CHECK(other.labels == std::vector<std::string>(4, Store::kOther));
+  st.add(other, T0 + 2 * H, obs(reg, false, 4));
+  REQUIRE(st.series().size() == 4);
+
+  CHECK(st.expire(T0) == 0);  // nothing older than the cutoff
+  CHECK(st.series().size() == 4);
+  CHECK(st.expire(T0 + 1) == 1);  // a/v1's newest record is at T0
+  REQUIRE(st.series().size() == 3);
+  for (auto& s : st.series()) CHECK_FALSE((s->labels[0] == "a" && s->labels[1] == "v1"));
+  // What stays keeps its data.
+  Series& b = st.series_for({"b", "v1", "chat", "c"});
+  CHECK(st.query(b, T0 + 2 * H + 1, 60'000).records == 1);
+  CHECK(st.query(b, T0 + 2 * H + 1, 60'000).dists[kLatency].max == doctest::Approx(2));
+  CHECK(st.query(other, T0 + 2 * H + 1, 60'000).records == 1);
+  // v1 is still held by b's series: the version cap is still full.
+  CHECK(&st.series_for({"a", "v4", "chat", "c"}) == &other);
+  CHECK(st.series().size() == 3);
+
+  // Everything goes. The fold of (a, v4) remembered above pointed at a series that is gone: it is
+  // decided again (ASan would catch a stale pointer), and the versions' places are free.
+  CHECK(st.expire(T0 + 2 * H + 1) == 3);
+  CHECK(st.series().empty());
+  Series& v4 = st.series_for({"a", "v4", "chat", "c"});
+  CHECK(v4.labels[1] == "v4");
+  Series& v5 = st.series_for({"a", "v5", "chat", "c"});
+  CHECK(v5.labels[1] == "v5");
+  Series& v6 = st.series_for({"a", "v6", "chat", "c"});  // over the version cap again
+  CHECK(v6.labels[1] == Store::kOther);
+  CHECK(st.series().size() == 3);
+  for (Series* s : {&v4, &v5, &v6}) st.add(*s, T0 + 3 * H, obs(reg, false, 1));
+  CHECK(st.expire(T0 + 3 * H) == 0);
+  CHECK(&st.series_for({"a", "v6", "chat", "c"}) == &v6);
+
+  // An emptied series (a revoked partition's) holds nothing and goes at the next pass.
+  st.clear_series(v5);
+  CHECK(st.expire(T0) == 1);
+  CHECK(st.series().size() == 2);
+  CHECK(&st.series_for({"a", "v4", "chat", "c"}) == &v4);
+  CHECK(st.series_for({"a", "v8", "chat", "c"}).labels[1] == "v8");  // v5's place is free
+  CHECK(st.series().size() == 3);
+}
+
 TEST_CASE("store: series keys keep any label value apart, control bytes and long values included") {
   Config cfg = gwtest::default_config();
   MetricRegistry reg;
