@@ -559,9 +559,18 @@ std::string config_reference_markdown() {
       "Durations are written like `250ms`, `90s`, `5m`, `1h30m`, `1d` (units ms, s, m, h, d, w; at most\n"
       "36525d, 100 years).\n\n"
       "| key | type | default | description |\n|---|---|---|---|\n";
+  // A `|` in a cell ends the cell in GitHub's tables (`duration|auto|off`): escaped.
+  auto cell = [](std::string_view v) {
+    std::string out;
+    for (char ch : v) {
+      if (ch == '|') out += '\\';
+      out += ch;
+    }
+    return out;
+  };
   for (auto& o : kOptions) {
     std::string def = o.def;
-    s += "| `" + std::string(o.path) + "` | " + o.type + " | " + (def.empty() ? "" : "`" + def + "`") + " | " + o.help + " |\n";
+    s += "| `" + std::string(o.path) + "` | " + cell(o.type) + " | " + (def.empty() ? "" : "`" + cell(def) + "`") + " | " + cell(o.help) + " |\n";
   }
   s += "\n## Example\n\n```yaml\n"
        "listen: 0.0.0.0:9464\n"
