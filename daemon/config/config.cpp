@@ -52,6 +52,7 @@ const Option kOptions[] = {
     {"series.max_series", "count", "10000", "Global cap on series; new label sets beyond it fold into one series whose labels are all `__other__`."},
     {"series.max_values_per_label", "count", "200", "Distinct values kept per label; further values become `__other__` (counted in guardwatch_series_folded_total)."},
     {"series.label_caps", "map label->count", "{}", "Per-label overrides of max_values_per_label."},
+    {"series.expire_after", "duration|auto|off", "auto", "A series that has had no record for this long (in event time; on the wall clock when reading Kafka) is dropped: its memory, its /metrics series and its label values, which new values may then take under the caps (counted in guardwatch_series_expired_total). `auto`: the coarsest tier's retention (27h by default), after which the series holds no data any window can read. Shorter drops data still inside windows: keep it at least as long as your rules' longest window plus offset; it cannot be shorter than the longest report window."},
     {"extract", "map", "", "Proxy-metric extraction."},
     {"extract.refusal_lexicon", "path", "rules/lexicon/refusal.yaml", "Refusal lexicon (patterns, scan limit, code exclusion)."},
     {"extract.citation_patterns", "path", "rules/lexicon/citation.yaml", "Citation patterns."},
@@ -354,6 +355,13 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
           if (auto v = rd.number<uint32_t>(it->second, "series.label_caps." + it->first.Scalar(), 1, 10'000'000))
             c.label_caps[it->first.Scalar()] = *v;
     }
+    if (const YAML::Node& n = s["expire_after"]; n.IsDefined())
+      if (auto v = rd.str(n, "series.expire_after")) {
+        if (*v == "auto") c.series_expire_after_ms = -1;
+        else if (*v == "off" || *v == "0" || *v == "false") c.series_expire_after_ms = 0;
+        else if (auto d = parse_duration(*v); d && *d > 0) c.series_expire_after_ms = *d;
+        else rd.error(n, "series.expire_after", "expected auto, off or a duration like 36h, got \"" + *v + "\"");
+      }
   }
 
   if (YAML::Node e = section("extract"); gw::yaml::is_map(e)) {
@@ -445,6 +453,11 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
   for (auto& [name, ms] : c.report_windows) longest = std::max(longest, ms);
   if (!c.tiers.empty() && longest > c.tiers.back().retention_ms())
     rd.error(root["windows"], "windows.report", "window longer than the retained history (" + format_duration(c.tiers.back().retention_ms()) + ")");
+  if (c.series_expire_after_ms > 0 && c.series_expire_after_ms < longest) {
+    const YAML::Node& s = root["series"];
+    rd.error(s["expire_after"], "series.expire_after",
+             "shorter than the longest report window (" + format_duration(longest) + "): series would go while their windows still hold data");
+  }
 }
 
 }  // namespace

@@ -166,6 +166,7 @@ Engine::Engine(const Config& cfg, std::function<int64_t()> wall_clock_ms, const 
   std::vector<std::string> labels = {"model", "model_version", "endpoint", "variant"};
   for (auto& d : fields_->dimension_names()) labels.push_back(d);
   store_ = std::make_unique<Store>(cfg_, metrics_, labels);
+  expire_after_ms_ = cfg_.expire_after_ms();
 }
 
 Engine::~Engine() {
@@ -325,6 +326,7 @@ Outcome Engine::apply(int64_t ms, const SourcePos& pos, const Observation& o, co
     s.note_source(pc->id);
     store_->add(s, ms, o, rec);
   }
+  if (expire_after_ms_ && --expiry_countdown_ == 0) maybe_expire_locked();
   (pos.warmup ? warm_outcomes_ : outcomes_)[size_t(Outcome::kApplied)].fetch_add(1, std::memory_order_relaxed);
   if (on_applied_) {
     g.unlock();
@@ -332,6 +334,18 @@ Outcome Engine::apply(int64_t ms, const SourcePos& pos, const Observation& o, co
     g.lock();
   }
   return Outcome::kApplied;
+}
+
+void Engine::maybe_expire_locked() {
+  expiry_countdown_ = kExpiryCheckRecords;
+  const int64_t now = wall_clock_ms_ ? wall_clock_ms_() : watermark_.load(std::memory_order_relaxed);
+  if (now < next_expiry_ms_) return;
+  next_expiry_ms_ = now + kExpiryIntervalMs;
+  if (size_t n = store_->expire(now - expire_after_ms_)) {
+    series_expired_.fetch_add(n, std::memory_order_relaxed);
+    log::info("{} series expired (no record for {}, series.expire_after); {} remain", n, format_duration(expire_after_ms_),
+              store_->series().size());
+  }
 }
 
 Outcome Engine::ingest(std::string_view bytes, const SourcePos& pos, Observation* obs_out, Record** rec_out,

@@ -116,6 +116,9 @@ std::vector<MetricFamily> EngineCollector::Collect() const {
     folded.metric.push_back(counter({{"label", store.label_names()[i]}}, double(store.folded()[i])));
   folded.metric.push_back(counter({{"label", "__series__"}}, double(store.folded_global())));
   out.push_back(std::move(folded));
+  auto expired = family("series_expired_total", "Series dropped after no record for series.expire_after.", MetricType::Counter);
+  expired.metric.push_back(counter({}, double(engine_.series_expired())));
+  out.push_back(std::move(expired));
 
   // Window families: one per proportion, two per distribution, plus counts.
   // Distributions are summaries: quantiles from the window's sketch (<=1% relative error), and

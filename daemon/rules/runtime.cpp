@@ -177,6 +177,10 @@ std::vector<ConfigError> RuleRuntime::load() {
   ++reloads_ok_;
   last_reload_ok_ = true;
   last_reload_ms_ = wall;
+  if (int64_t exp = cfg.expire_after_ms(), reach = lookback_locked(); exp > 0 && exp < reach)
+    log::warn("series.expire_after ({}) is shorter than the rules' longest window plus offset ({}): series idle that long "
+              "are dropped while those rules still read their data",
+              format_duration(exp), format_duration(reach));
   return {};
 }
 

@@ -66,6 +66,12 @@ struct Config {
   uint32_t max_series = 10'000;
   uint32_t max_values_per_label = 200;
   std::map<std::string, uint32_t> label_caps;  // per-label overrides
+  int64_t series_expire_after_ms = -1;  // -1 auto (the coarsest tier's retention), 0 off
+  // The resolved series.expire_after: 0 when off.
+  int64_t expire_after_ms() const {
+    if (series_expire_after_ms >= 0) return series_expire_after_ms;
+    return tiers.empty() ? 0 : tiers.back().retention_ms();
+  }
 
   // extract
   std::string refusal_lexicon;   // "" -> rules/lexicon/refusal.yaml next to the binary's data dir

@@ -78,6 +78,8 @@ class Engine {
     return (warmup ? warm_outcomes_ : outcomes_)[size_t(o)].load(std::memory_order_relaxed);
   }
   uint64_t records_seen() const;
+  // Series dropped by series.expire_after since start.
+  uint64_t series_expired() const { return series_expired_.load(std::memory_order_relaxed); }
 
  private:
   const Config& cfg_;
@@ -136,6 +138,17 @@ class Engine {
   std::function<void(const SourcePos&)> prepare_hook_;
   // Set by ingest() for its one record only; no batch is in flight then (it drains first).
   std::string* detail_sink_ = nullptr;
+  // series.expire_after (0: off). Looked at every kExpiryCheckRecords applied records, and run at
+  // most once a minute of its clock: the wall clock in live mode, where the rules evaluate on it,
+  // else the watermark, which the event-time evaluations never pass. With no records nothing
+  // expires, but nothing new comes either. Guarded by mu_.
+  static constexpr uint32_t kExpiryCheckRecords = 256;
+  static constexpr int64_t kExpiryIntervalMs = 60'000;
+  int64_t expire_after_ms_ = 0;
+  int64_t next_expiry_ms_ = std::numeric_limits<int64_t>::min();
+  uint32_t expiry_countdown_ = 1;
+  std::atomic<uint64_t> series_expired_{0};
+  void maybe_expire_locked();
 };
 
 // The configured lexicon files (refusal, then citation); empty, with errors naming file, line

@@ -2,7 +2,8 @@
 """The command line as a user meets it: `guardwatch check` exits 0 on the defaults and 1 on each
 kind of bad input, naming file, line and key, each error once; commands given an input they
 cannot read fail at once with the path and the reason (`run` does not start serving nothing);
-skipped records are counted and sampled in the log; `guardwatch test` says which test's input file is missing."""
+skipped records are counted and sampled in the log; an idle series expires; `guardwatch test` says which test's
+input file is missing."""
 import json
 import os
 import re
@@ -159,6 +160,23 @@ assert "at=line 503 " in samples[-1], samples
 unlogged = [int(m.group(1)) for e in samples for m in [re.search(r"\((\d+) similar records skipped without a log line\)", e)] if m]
 assert len(unlogged) == len(samples) - 1 and len(samples) + sum(unlogged) == 501, samples
 assert len([e for e in err.splitlines() if "outcome=missing_timestamp" in e]) == 1, err  # per reason
+
+# A model version that stops receiving records is dropped after series.expire_after (the default:
+# 27h of event time, the coarsest tier's retention), with a log line; the report and /metrics
+# then hold only the series still in use. Too short a setting is a config error.
+def rec_at(ts, version):
+    return json.dumps({"ts": ts, "model": "m", "model_version": version, "response": "ok", "latency_ms": 100}) + "\n"
+t0 = 1_795_672_800
+churn = "".join(rec_at(t0 + i, "v1") for i in range(10)) + "".join(rec_at(t0 + 28 * 3600 + i, "v2") for i in range(300))
+p = gw("replay", "--input", "-", "--report", "json", stdin=churn)
+assert p.returncode == 0, (p.returncode, p.stderr)
+versions = [s["labels"]["model_version"] for s in json.loads(p.stdout)["series"]]
+assert versions == ["v2"], versions
+assert "1 series expired (no record for 1d3h, series.expire_after); 1 remain" in p.stderr, p.stderr
+p = gw("replay", "--input", "-", "--report", "json", "--config", write("keep.yaml", "series: {expire_after: off}\n"), stdin=churn)
+assert sorted(s["labels"]["model_version"] for s in json.loads(p.stdout)["series"]) == ["v1", "v2"], p.stdout
+p = gw("check", "--config", write("short.yaml", "series:\n  expire_after: 10m\n"))
+assert p.returncode == 1 and [(line, key) for _, line, key, _ in error_lines(p.stderr)] == [(2, "series.expire_after")], p.stderr
 
 # `guardwatch test`: a test whose input file is missing fails, and says so.
 suite = write("missing_input_test.yaml", f"""rule_files: [{bad_rule.replace('bad_rule', 'ok_rule')}]

@@ -86,6 +86,28 @@ TEST_CASE("config: kafka.rewind, shutdown_timeout and web.tls") {
   CHECK(rewind_err);
 }
 
+TEST_CASE("config: series.expire_after") {
+  auto dflt = config_from_yaml("", "");
+  CHECK(dflt.config.series_expire_after_ms == -1);  // auto: the coarsest tier's retention
+  CHECK(dflt.config.expire_after_ms() == 27 * 3'600'000);
+  auto tiers = config_from_yaml("windows: {tiers: [{resolution: 1m, slots: 120}, {resolution: 1h, slots: 48}]}", "");
+  REQUIRE(tiers.ok());
+  CHECK(tiers.config.expire_after_ms() == 48 * 3'600'000);
+  CHECK(config_from_yaml("series: {expire_after: 36h}", "").config.expire_after_ms() == 36 * 3'600'000);
+  CHECK(config_from_yaml("series: {expire_after: off}", "").config.expire_after_ms() == 0);
+  CHECK(config_from_yaml("series: {expire_after: 1h}", "").ok());  // as long as the longest report window
+  auto bad = config_from_yaml("series:\n  expire_after: soon\n", "s.yaml");
+  REQUIRE(bad.errors.size() == 1);
+  CHECK(bad.errors[0].key == "series.expire_after");
+  CHECK(bad.errors[0].line == 2);
+  // Shorter than a report window: series would go while their windows still hold data.
+  auto short_ = config_from_yaml("series:\n  max_series: 10\n  expire_after: 30m\n", "s.yaml");
+  REQUIRE(short_.errors.size() == 1);
+  CHECK(short_.errors[0].key == "series.expire_after");
+  CHECK(short_.errors[0].line == 3);
+  CHECK(short_.errors[0].message.find("1h") != std::string::npos);
+}
+
 TEST_CASE("durations") {
   CHECK(parse_duration("90s") == 90'000);
   CHECK(parse_duration("1h30m") == 5'400'000);

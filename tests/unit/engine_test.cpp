@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <new>
 #include <thread>
@@ -298,6 +299,74 @@ TEST_CASE("engine: future timestamps are rejected in live mode only") {
   CHECK(live.ingest(rec(now / 1000 + 60, "a", "x"), {}) == Outcome::kApplied);
   Engine replay(cfg);
   CHECK(replay.ingest(rec(now / 1000 + 3600, "a", "x"), {}) == Outcome::kApplied);
+}
+
+TEST_CASE("engine: a series with no record for series.expire_after is dropped, in event time and on the wall clock") {
+  const int64_t t0 = 1'795'672'800;  // seconds
+  constexpr int64_t H = 3600;
+  auto models = [](const Engine& e) {
+    auto lock = e.lock();
+    std::vector<std::string> m;
+    for (auto& s : e.store().series()) m.push_back(s->labels[0]);
+    std::sort(m.begin(), m.end());
+    return m;
+  };
+  auto feed = [](Engine& e, const char* model, int64_t from_s, int n) {
+    for (int i = 0; i < n; ++i) REQUIRE(e.ingest(rec(from_s + i, model, "Sure."), {}) == Outcome::kApplied);
+  };
+  SUBCASE("event time: the default drops it once the watermark is the coarsest tier's retention (27h) past its last record") {
+    Config cfg = gwtest::default_config();
+    Engine e(cfg);
+    feed(e, "old", t0, 300);
+    feed(e, "new", t0 + 20 * H, 300);
+    CHECK(models(e) == std::vector<std::string>{"new", "old"});
+    feed(e, "new", t0 + 27 * H + 100, 300);  // the watermark (2 minutes behind) stays short of it
+    CHECK(models(e) == std::vector<std::string>{"new", "old"});
+    CHECK(e.series_expired() == 0);
+    feed(e, "new", t0 + 28 * H, 300);
+    CHECK(models(e) == std::vector<std::string>{"new"});
+    CHECK(e.series_expired() == 1);
+    auto report = window_report(e, e.max_event_ms() + 1);
+    REQUIRE(report["series"].size() == 1);
+    CHECK(report["series"][0]["labels"]["model"] == "new");
+    EngineCollector c(e, [&] { return e.max_event_ms() + 1; });
+    std::string text = serialize_metrics({&c});
+    CHECK(text.find("guardwatch_series_expired_total 1") != std::string::npos);
+    CHECK(text.find("guardwatch_series 1") != std::string::npos);
+    CHECK(text.find("model=\"old\"") == std::string::npos);
+    // It comes back as a new series when its records do.
+    feed(e, "old", t0 + 28 * H + 300, 10);
+    CHECK(models(e) == std::vector<std::string>{"new", "old"});
+    auto back = window_report(e, e.max_event_ms() + 1);
+    for (auto& s : back["series"])
+      if (s["labels"]["model"] == "old") CHECK(s["windows"]["1h"]["records"] == 10);
+  }
+  SUBCASE("a shorter expire_after drops it sooner; off keeps it") {
+    Config two = gwtest::config("series: {expire_after: 2h}");
+    Config off = gwtest::config("series: {expire_after: off}");
+    Engine a(two), b(off);
+    for (Engine* e : {&a, &b}) {
+      feed(*e, "old", t0, 300);
+      feed(*e, "new", t0 + 3 * H, 300);
+    }
+    CHECK(models(a) == std::vector<std::string>{"new"});
+    CHECK(models(b) == std::vector<std::string>{"new", "old"});
+    feed(b, "new", t0 + 100 * H, 300);
+    CHECK(models(b) == std::vector<std::string>{"new", "old"});
+    CHECK(b.series_expired() == 0);
+  }
+  SUBCASE("live mode: the wall clock decides, not the event time of a backlog") {
+    Config cfg = gwtest::default_config();
+    int64_t now_s = t0 + 300;
+    Engine e(cfg, [&] { return now_s * 1000; });
+    feed(e, "old", t0, 300);
+    // 28 hours later a backlog from 2 hours after t0 is read: its event time alone would drop
+    // nothing, but nothing before now - 27h can be in any window the rules read now.
+    now_s = t0 + 28 * H;
+    feed(e, "new", t0 + 2 * H, 300);
+    CHECK(models(e) == std::vector<std::string>{"new"});
+    CHECK(e.series_expired() == 1);
+  }
 }
 
 TEST_CASE("engine: prometheus exposition has the window families") {
