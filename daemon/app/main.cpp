@@ -86,6 +86,7 @@ int cmd_check(const Common& c) {
         std::printf("%s rules (%zu files, %zu groups, %zu rules, %zu custom metrics)\n", rl.ok() ? "ok  " : "FAIL", rl.rules.files.size(),
                     rl.rules.groups.size(), rl.rules.rule_count(), rl.rules.metrics.size());
         errs.insert(errs.end(), rl.errors.begin(), rl.errors.end());
+        if (std::string w = rl.ok() ? expiry_warning(cfg, rl.rules) : ""; !w.empty()) std::printf("warn %s\n", w.c_str());
       } catch (const std::exception& e) {
         std::printf("FAIL rules\n");
         errs.push_back({"", 0, 0, "rules", e.what()});

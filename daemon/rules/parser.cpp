@@ -23,6 +23,20 @@ size_t RuleSet::rule_count() const {
   return n;
 }
 
+std::string expiry_warning(const Config& cfg, const RuleSet& rules) {
+  const int64_t exp = cfg.expire_after_ms(), reach = rules.reach_ms();
+  if (exp <= 0 || exp >= reach) return "";
+  return "series.expire_after (" + format_duration(exp) + ") is shorter than the rules' longest window plus offset (" +
+         format_duration(reach) + "): series idle that long are dropped while those rules still read their data";
+}
+
+int64_t RuleSet::reach_ms() const {
+  int64_t m = 0;
+  for (auto& g : groups)
+    for (auto& r : g.rules) m = std::max({m, r.current.window_ms + r.current.offset_ms, r.baseline.window_ms + r.baseline.offset_ms});
+  return m;
+}
+
 namespace {
 
 std::vector<std::string> expand_paths(const std::vector<std::string>& paths, std::vector<ConfigError>& errors) {

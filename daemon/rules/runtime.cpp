@@ -144,14 +144,7 @@ int64_t RuleRuntime::lookback_ms() const {
   return lookback_locked();
 }
 
-int64_t RuleRuntime::lookback_locked() const {
-  int64_t m = 0;
-  if (evaluator_)
-    for (auto& grp : evaluator_->rules().groups)
-      for (auto& r : grp.rules)
-        m = std::max({m, r.current.window_ms + r.current.offset_ms, r.baseline.window_ms + r.baseline.offset_ms});
-  return m;
-}
+int64_t RuleRuntime::lookback_locked() const { return evaluator_ ? evaluator_->rules().reach_ms() : 0; }
 
 std::vector<ConfigError> RuleRuntime::load() {
   const Config& cfg = engine_.config();
@@ -177,10 +170,7 @@ std::vector<ConfigError> RuleRuntime::load() {
   ++reloads_ok_;
   last_reload_ok_ = true;
   last_reload_ms_ = wall;
-  if (int64_t exp = cfg.expire_after_ms(), reach = lookback_locked(); exp > 0 && exp < reach)
-    log::warn("series.expire_after ({}) is shorter than the rules' longest window plus offset ({}): series idle that long "
-              "are dropped while those rules still read their data",
-              format_duration(exp), format_duration(reach));
+  if (std::string w = expiry_warning(cfg, rl.rules); !w.empty()) log::warn("{}", w);
   return {};
 }
 

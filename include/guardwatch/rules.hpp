@@ -88,6 +88,8 @@ struct RuleSet {
   std::vector<CustomMetric> metrics;
   std::vector<std::string> files;
   size_t rule_count() const;
+  // The longest span any rule looks back over: window plus offset, current or baseline.
+  int64_t reach_ms() const;
 };
 
 // Loads rule files and directories (*.yaml, *.yml, sorted). Metric names resolve against
@@ -100,6 +102,9 @@ struct RuleLoad {
 };
 RuleLoad load_rules(const std::vector<std::string>& paths, const MetricRegistry& metrics,
                     const std::vector<std::string>& label_names, int64_t retention_ms);
+// A warning when series.expire_after would drop series while `rules` still read their data (it
+// is shorter than their reach), else "". `guardwatch check` prints it; a running daemon logs it.
+std::string expiry_warning(const Config& cfg, const RuleSet& rules);
 // First pass only: the custom metrics the files declare (so the engine can register them).
 std::vector<CustomMetric> load_custom_metrics(const std::vector<std::string>& paths, std::vector<ConfigError>& errors);
 

@@ -177,6 +177,9 @@ p = gw("replay", "--input", "-", "--report", "json", "--config", write("keep.yam
 assert sorted(s["labels"]["model_version"] for s in json.loads(p.stdout)["series"]) == ["v1", "v2"], p.stdout
 p = gw("check", "--config", write("short.yaml", "series:\n  expire_after: 10m\n"))
 assert p.returncode == 1 and [(line, key) for _, line, key, _ in error_lines(p.stderr)] == [(2, "series.expire_after")], p.stderr
+# Shorter than what the rules look back over (1d2h for the shipped ones): valid, with a warning.
+p = gw("check", "--config", write("short_rules.yaml", f"series: {{expire_after: 2h}}\nrules: [{root}/rules/guardrails.yaml]\n"))
+assert p.returncode == 0 and "warn series.expire_after (2h) is shorter than the rules' longest window plus offset (1d2h)" in p.stdout, p.stdout
 
 # `guardwatch test`: a test whose input file is missing fails, and says so.
 suite = write("missing_input_test.yaml", f"""rule_files: [{bad_rule.replace('bad_rule', 'ok_rule')}]
