@@ -142,6 +142,17 @@ class Reader {
     return d;
   }
 
+  // `auto` (-1), `off` (0) or a positive duration.
+  std::optional<int64_t> auto_off_duration(const YAML::Node& n, const std::string& key, const char* example) {
+    auto s = str(n, key);
+    if (!s) return std::nullopt;
+    if (*s == "auto") return -1;
+    if (*s == "off" || *s == "0" || *s == "false") return 0;
+    if (auto d = parse_duration(*s); d && *d > 0) return d;
+    error(n, key, std::string("expected auto, off or a duration like ") + example + ", got \"" + *s + "\"");
+    return std::nullopt;
+  }
+
   std::vector<std::string> strings(const YAML::Node& n, const std::string& key) {
     std::vector<std::string> out;
     if (gw::yaml::is_scalar(n)) {
@@ -292,12 +303,7 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
   if (YAML::Node k = section("kafka"); gw::yaml::is_map(k)) {
     if (const YAML::Node& n = k["topics"]; n.IsDefined()) c.kafka_topics = rd.strings(n, "kafka.topics");
     if (const YAML::Node& n = k["rewind"]; n.IsDefined())
-      if (auto v = rd.str(n, "kafka.rewind")) {
-        if (*v == "auto") c.kafka_rewind_ms = -1;
-        else if (*v == "off" || *v == "0" || *v == "false") c.kafka_rewind_ms = 0;
-        else if (auto d = parse_duration(*v); d && *d > 0) c.kafka_rewind_ms = *d;
-        else rd.error(n, "kafka.rewind", "expected auto, off or a duration like 2h, got \"" + *v + "\"");
-      }
+      if (auto v = rd.auto_off_duration(n, "kafka.rewind", "2h")) c.kafka_rewind_ms = *v;
     if (const YAML::Node& n = k["properties"]; n.IsDefined()) {
       if (!gw::yaml::is_map(n)) rd.error(n, "kafka.properties", "expected a mapping of librdkafka property to value");
       else
@@ -356,12 +362,7 @@ void parse(const YAML::Node& root, Reader& rd, Config& c) {
             c.label_caps[it->first.Scalar()] = *v;
     }
     if (const YAML::Node& n = s["expire_after"]; n.IsDefined())
-      if (auto v = rd.str(n, "series.expire_after")) {
-        if (*v == "auto") c.series_expire_after_ms = -1;
-        else if (*v == "off" || *v == "0" || *v == "false") c.series_expire_after_ms = 0;
-        else if (auto d = parse_duration(*v); d && *d > 0) c.series_expire_after_ms = *d;
-        else rd.error(n, "series.expire_after", "expected auto, off or a duration like 36h, got \"" + *v + "\"");
-      }
+      if (auto v = rd.auto_off_duration(n, "series.expire_after", "36h")) c.series_expire_after_ms = *v;
   }
 
   if (YAML::Node e = section("extract"); gw::yaml::is_map(e)) {
