@@ -340,7 +340,7 @@ void Engine::maybe_expire_locked() {
   expiry_countdown_ = kExpiryCheckRecords;
   const int64_t now = wall_clock_ms_ ? wall_clock_ms_() : watermark_.load(std::memory_order_relaxed);
   if (now < next_expiry_ms_) return;
-  next_expiry_ms_ = now + kExpiryIntervalMs;
+  next_expiry_ms_ = now + std::min(kExpiryIntervalMs, expire_after_ms_ / 4);
   if (size_t n = store_->expire(now - expire_after_ms_)) {
     series_expired_.fetch_add(n, std::memory_order_relaxed);
     log::info("{} series expired (no record for {}, series.expire_after); {} remain", n, format_duration(expire_after_ms_),
