@@ -326,13 +326,16 @@ Outcome Engine::apply(int64_t ms, const SourcePos& pos, const Observation& o, co
     s.note_source(pc->id);
     store_->add(s, ms, o, rec);
   }
-  if (expire_after_ms_ && --expiry_countdown_ == 0) maybe_expire_locked();
   (pos.warmup ? warm_outcomes_ : outcomes_)[size_t(Outcome::kApplied)].fetch_add(1, std::memory_order_relaxed);
   if (on_applied_) {
     g.unlock();
     on_applied_();
     g.lock();
   }
+  // After the callback: in event time it runs the evaluations due up to the watermark, and
+  // those must see the series a pass at that watermark would drop (a jump across a gap in the
+  // input can make a pass drop a series an evaluation just before the jump still reads).
+  if (expire_after_ms_ && --expiry_countdown_ == 0) maybe_expire_locked();
   return Outcome::kApplied;
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <new>
 #include <thread>
 
@@ -340,6 +341,34 @@ TEST_CASE("engine: a series with no record for series.expire_after is dropped, i
     auto back = window_report(e, e.max_event_ms() + 1);
     for (auto& s : back["series"])
       if (s["labels"]["model"] == "old") CHECK(s["windows"]["1h"]["records"] == 10);
+  }
+  SUBCASE("evaluations due before a jump in event time still see a series the jump expires") {
+    // Event-time evaluations run in the on_applied callback, up to the watermark. A jump across a
+    // gap moves the watermark by hours in one record; the evaluations due in the gap must run
+    // before the pass at the new watermark drops what they read. Here: x's one record at t0 is in
+    // a 27h window ending at t0 + 27h, and the 257th record (the one that makes a pass) jumps
+    // the watermark from t0 + 26h28m to t0 + 29h58m.
+    Config cfg = gwtest::default_config();
+    Engine e(cfg);
+    constexpr int64_t kStep = 1'800'000, kWindow = 27 * H * 1000;
+    int64_t next_due = (t0 * 1000 / kStep + 1) * kStep;
+    std::map<int64_t, uint64_t> seen;  // due time -> x's records in the window ending there
+    e.on_applied([&] {
+      for (; next_due <= e.watermark_ms(); next_due += kStep) {
+        auto lock = e.lock();
+        seen[next_due] = 0;
+        for (auto& sp : e.store().series())
+          if (sp->labels[0] == "x") seen[next_due] += e.store().query(*sp, next_due, kWindow).records;
+      }
+    });
+    feed(e, "x", t0, 1);
+    for (int i = 0; i < 255; ++i) REQUIRE(e.ingest(rec(t0 + 26 * H + 1800, "y", "Sure."), {}) == Outcome::kApplied);
+    REQUIRE(e.ingest(rec(t0 + 30 * H, "y", "Sure."), {}) == Outcome::kApplied);
+    CHECK(e.series_expired() == 1);  // the pass ran at the jump
+    const int64_t last_due = ((t0 + 27 * H) * 1000 / kStep) * kStep;  // the last due time whose window holds t0
+    REQUIRE(seen.count(last_due));
+    CHECK(seen[last_due] == 1);
+    CHECK(seen[last_due + kStep] == 0);
   }
   SUBCASE("a shorter expire_after drops it sooner; off keeps it") {
     Config two = gwtest::config("series: {expire_after: 2h}");
