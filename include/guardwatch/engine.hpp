@@ -139,9 +139,10 @@ class Engine {
   // Set by ingest() for its one record only; no batch is in flight then (it drains first).
   std::string* detail_sink_ = nullptr;
   // series.expire_after (0: off). Looked at every kExpiryCheckRecords applied records, and run at
-  // most once a minute (a quarter of expire_after if that is shorter) of its clock: the wall clock in live mode, where the rules evaluate on it,
-  // else the watermark, which the event-time evaluations never pass. With no records nothing
-  // expires, but nothing new comes either. Guarded by mu_.
+  // most once a minute (a quarter of expire_after if that is shorter) of its clock: the wall
+  // clock in live mode, where the rules evaluate on it, else the watermark, which the event-time
+  // evaluations never pass. With no records nothing expires, but nothing new comes either.
+  // Guarded by mu_.
   static constexpr uint32_t kExpiryCheckRecords = 256;
   static constexpr int64_t kExpiryIntervalMs = 60'000;
   int64_t expire_after_ms_ = 0;
