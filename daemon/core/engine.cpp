@@ -339,6 +339,12 @@ Outcome Engine::apply(int64_t ms, const SourcePos& pos, const Observation& o, co
   return Outcome::kApplied;
 }
 
+void Engine::expire_idle_series() {
+  if (!expire_after_ms_ || !wall_clock_ms_) return;
+  auto g = lock();
+  maybe_expire_locked();
+}
+
 void Engine::maybe_expire_locked() {
   expiry_countdown_ = kExpiryCheckRecords;
   const int64_t now = wall_clock_ms_ ? wall_clock_ms_() : watermark_.load(std::memory_order_relaxed);

@@ -80,6 +80,10 @@ class Engine {
   uint64_t records_seen() const;
   // Series dropped by series.expire_after since start.
   uint64_t series_expired() const { return series_expired_.load(std::memory_order_relaxed); }
+  // Live mode: a pass when one is due, also while no record arrives (the daemon's 1 s timer), so
+  // a stream that stops altogether still loses its series after expire_after. No-op in event time,
+  // whose clock only records move.
+  void expire_idle_series();
 
  private:
   const Config& cfg_;
@@ -141,7 +145,7 @@ class Engine {
   // series.expire_after (0: off). Looked at every kExpiryCheckRecords applied records, and run at
   // most once a minute (a quarter of expire_after if that is shorter) of its clock: the wall
   // clock in live mode, where the rules evaluate on it, else the watermark, which the event-time
-  // evaluations never pass. With no records nothing expires, but nothing new comes either.
+  // evaluations never pass; in live mode the daemon's timer also calls expire_idle_series().
   // Guarded by mu_.
   static constexpr uint32_t kExpiryCheckRecords = 256;
   static constexpr int64_t kExpiryIntervalMs = 60'000;

@@ -395,6 +395,14 @@ TEST_CASE("engine: a series with no record for series.expire_after is dropped, i
     feed(e, "new", t0 + 2 * H, 300);
     CHECK(models(e) == std::vector<std::string>{"new"});
     CHECK(e.series_expired() == 1);
+    // The stream stops altogether: the daemon's timer calls expire_idle_series(), and 27h on
+    // the last series goes too, with no record to trigger a pass.
+    e.expire_idle_series();
+    CHECK(models(e) == std::vector<std::string>{"new"});
+    now_s = t0 + 2 * H + 300 + 27 * H + 1;
+    e.expire_idle_series();
+    CHECK(models(e).empty());
+    CHECK(e.series_expired() == 2);
   }
 }
 
