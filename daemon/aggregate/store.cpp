@@ -281,8 +281,9 @@ WindowAgg Store::query(const Series& s, int64_t end_ms, int64_t length_ms, const
 }
 
 size_t Store::expire(int64_t cutoff_ms) {
-  // An emptied series (clear_series: no sources, last_ts_ms 0) goes too.
-  auto idle = [&](const Series& s) { return s.last_ts_ms < cutoff_ms || (s.sources.empty() && s.last_ts_ms == 0); };
+  // An emptied series (clear_series) has last_ts_ms 0, before any cutoff a record can make
+  // (event times start in 2000): it goes too.
+  auto idle = [&](const Series& s) { return s.last_ts_ms < cutoff_ms; };
   size_t n = 0;
   for (auto& s : series_) n += idle(*s);
   if (!n) return 0;

@@ -367,7 +367,7 @@ int cmd_run(const Common& c) {
       if (ec) return;
       // Rules hold while a warm-up re-reads partitions: their windows are not whole yet.
       if (use_kafka && rules.loaded() && !kafka->stats().warming) rules.tick(wall_ms());
-      if (use_kafka) eng.expire_idle_series();  // also when no record comes (at most once a minute)
+      eng.expire_idle_series();  // live mode: also when no record comes (at most once a minute)
       notifier->tick();
       if (++ticks % 2 == 0) {
         std::string now = stamp();

@@ -146,8 +146,8 @@ class Store {
   size_t memory_bytes() const;  // approximate, for benchmarks and docs
   // Empties a series (its buckets, exemplars and sources); it stays registered under its labels.
   void clear_series(Series& s) const;
-  // Removes the series whose newest record is older than `cutoff_ms` (an emptied one counts as
-  // having none) and frees their label values for new ones under the caps. Every Series
+  // Removes the series whose newest record is older than `cutoff_ms` (an emptied one has none)
+  // and frees their label values for new ones under the caps. Every Series
   // reference is invalid afterwards. Returns how many went.
   size_t expire(int64_t cutoff_ms);
   static constexpr const char* kOther = "__other__";
